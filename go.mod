@@ -1,0 +1,3 @@
+module github.com/plume-emissions/plume
+
+go 1.26
