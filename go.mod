@@ -1,3 +1,16 @@
 module github.com/plume-emissions/plume
 
-go 1.26
+go 1.26.0
+
+require (
+	github.com/creack/goselect v0.1.2 // indirect
+	github.com/hashicorp/go-cleanhttp v0.5.2 // indirect
+	github.com/hashicorp/go-retryablehttp v0.7.8 // indirect
+	github.com/prometheus/client_golang v1.23.2 // indirect
+	go.bug.st/serial v1.6.4 // indirect
+	go.etcd.io/bbolt v1.4.3 // indirect
+	go.yaml.in/yaml/v3 v3.0.4 // indirect
+	gocv.io/x/gocv v0.31.0 // indirect
+	golang.org/x/sync v0.25.0 // indirect
+	golang.org/x/sys v0.35.0 // indirect
+)
