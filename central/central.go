@@ -1,0 +1,383 @@
+package central
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/plume-emissions/plume"
+)
+
+// Sentinel errors shared by every Store and BlobStore implementation. Each is
+// a *plume.Error, so plume.ErrorCode maps it to the right API status even
+// when wrapped.
+var (
+	// ErrNotFound is returned when a station, evidence item, case, job or
+	// blob does not exist.
+	ErrNotFound = &plume.Error{Code: plume.ENOTFOUND, Message: "not found"}
+	// ErrConflict is returned when an ID is already taken by different
+	// content: a different manifest under the same evidence ID, or a second
+	// enrollment of a station.
+	ErrConflict = &plume.Error{Code: plume.ECONFLICT, Message: "conflict"}
+	// ErrNoJob is returned by Store.ClaimJob when no job is ready.
+	ErrNoJob = &plume.Error{Code: plume.ENOTFOUND, Message: "no job ready"}
+	// ErrDigestMismatch is returned by BlobStore.Put when the bytes do not
+	// hash to the given SHA-256. Nothing is stored.
+	ErrDigestMismatch = &plume.Error{Code: plume.EINVALID, Message: "content does not match its sha256"}
+	// ErrSizeMismatch is returned by BlobStore.Put when the reader yields
+	// more or fewer bytes than the given size. Nothing is stored.
+	ErrSizeMismatch = &plume.Error{Code: plume.EINVALID, Message: "content does not match its size"}
+)
+
+// MissingMediaError is returned when an evidence manifest lists media that
+// central does not hold (with the listed digest and size). The API answers
+// 409 missing_media with the Missing list beside the error.
+type MissingMediaError struct {
+	Missing []string // lowercase hex SHA-256 digests
+}
+
+func (e *MissingMediaError) Error() string {
+	return fmt.Sprintf("missing media: %s", strings.Join(e.Missing, ", "))
+}
+
+// Unwrap gives the error its plume code.
+func (e *MissingMediaError) Unwrap() error {
+	return plume.Errorf(plume.EMISSINGMEDIA, "%d media item(s) not held; upload them, then retry the manifest", len(e.Missing))
+}
+
+// Station is a roadside station enrolled at central.
+type Station struct {
+	ID         plume.StationID   `json:"id"`
+	Name       string            `json:"name,omitempty"`
+	PublicKey  ed25519.PublicKey `json:"public_key"` // base64 in JSON
+	EnrolledAt time.Time         `json:"enrolled_at"`
+	Revoked    bool              `json:"revoked"`
+}
+
+// StoredEvidence is one evidence manifest as received: the exact bytes the
+// station signed at capture, its signature, and the key that verified it.
+type StoredEvidence struct {
+	ID         plume.EvidenceID  `json:"id"`
+	Station    plume.StationID   `json:"station"`
+	Manifest   []byte            `json:"manifest"`    // verbatim signed bytes
+	StationSig []byte            `json:"station_sig"` // Ed25519 signature of Manifest
+	StationKey ed25519.PublicKey `json:"station_key"` // the key that verified StationSig at ingest
+	ReceivedAt time.Time         `json:"received_at"`
+	CaseID     plume.CaseID      `json:"case_id,omitempty"` // empty unless the pass is a violation candidate
+}
+
+// CaseStatus is where a case stands. Later review states join "open".
+type CaseStatus string
+
+// Case states.
+const (
+	CaseOpen CaseStatus = "open" // created from a violation candidate, awaiting review
+)
+
+// Case is a violation candidate at central: one evidence item, its
+// violation summary and its evidence package.
+type Case struct {
+	ID          plume.CaseID      `json:"id"`
+	Number      string            `json:"number"` // human case number, e.g. PLM-20261128-000042
+	EvidenceID  plume.EvidenceID  `json:"evidence_id"`
+	Station     plume.StationID   `json:"station"`
+	PassID      plume.PassID      `json:"pass_id"`
+	Plate       string            `json:"plate,omitempty"`
+	PlateColour plume.PlateColour `json:"plate_colour,omitempty"`
+	Pollutants  []plume.Pollutant `json:"pollutants,omitempty"`  // pollutants whose limit was exceeded
+	SmokeGrade  int               `json:"smoke_grade,omitempty"` // camera Ringelmann grade, when smoke was seen
+	Profile     string            `json:"profile"`               // limit profile as name@version
+	Standard    string            `json:"standard,omitempty"`
+	Summary     string            `json:"summary"` // the verdict's explanation
+	Status      CaseStatus        `json:"status"`
+	CapturedAt  time.Time         `json:"captured_at"`
+	CreatedAt   time.Time         `json:"created_at"`
+
+	PackageSHA256  string    `json:"package_sha256,omitempty"`
+	PackageSize    int64     `json:"package_size,omitempty"`
+	PackageBuiltAt time.Time `json:"package_built_at,omitzero"`
+}
+
+// NewCase returns the case for a violation-candidate manifest. The store
+// fills in ID, Number and CreatedAt.
+func NewCase(m *plume.Manifest) *Case {
+	c := &Case{
+		EvidenceID: m.ID,
+		Station:    m.Station,
+		PassID:     m.Pass.ID,
+		Status:     CaseOpen,
+		CapturedAt: m.CapturedAt,
+		Standard:   m.Pass.Verdict.Standard,
+		Summary:    m.Pass.Verdict.Summary,
+	}
+	if v := m.Pass.Verdict; v.Profile != "" {
+		c.Profile = v.Profile + "@" + v.ProfileVersion
+	}
+	if p := m.Pass.Plate; p != nil {
+		c.Plate, c.PlateColour = p.Text, p.Colour
+	}
+	for _, ck := range m.Pass.Verdict.Exceedances() {
+		c.Pollutants = append(c.Pollutants, ck.Pollutant)
+	}
+	if s := m.Pass.SmokeSeen; s != nil && s.Smoky {
+		c.SmokeGrade = s.Grade
+	}
+	return c
+}
+
+// caseZone is the zone of the date in case numbers: the bureau's local
+// date (China Standard Time, UTC+8, no daylight saving). A fixed zone keeps
+// the binary free of tzdata.
+var caseZone = time.FixedZone("CST", 8*3600)
+
+// FormatCaseID returns the case ID for the store's seq-th case. IDs sort in
+// creation order.
+func FormatCaseID(seq uint64) plume.CaseID { return plume.CaseID(fmt.Sprintf("C%011d", seq)) }
+
+// FormatCaseNumber returns the human case number of the seq-th case,
+// created at t: PLM-<local date>-<seq, at least 6 digits>.
+func FormatCaseNumber(t time.Time, seq uint64) string {
+	return fmt.Sprintf("PLM-%s-%06d", t.In(caseZone).Format("20060102"), seq)
+}
+
+// PassRow is one pass kept for statistics (from a pass record).
+type PassRow struct {
+	Seq        uint64          `json:"-"` // store order; the paging cursor
+	ID         plume.PassID    `json:"id"`
+	Station    plume.StationID `json:"station"`
+	Time       time.Time       `json:"time"`
+	Lane       int             `json:"lane"`
+	Fuel       plume.Fuel      `json:"fuel,omitempty"`
+	Outcome    plume.Outcome   `json:"outcome"`
+	Plate      string          `json:"plate,omitempty"`
+	Profile    string          `json:"profile,omitempty"`
+	Summary    string          `json:"summary,omitempty"`
+	ReceivedAt time.Time       `json:"received_at"` // when central stored it
+}
+
+// NewPassRow returns the statistics row of a pass.
+func NewPassRow(p *plume.Pass, receivedAt time.Time) *PassRow {
+	row := &PassRow{
+		ID: p.ID, Station: p.Station, Time: p.Reading.Time, Lane: p.Reading.Lane, Fuel: p.Reading.Fuel,
+		Outcome: p.Verdict.Outcome, Summary: p.Verdict.Summary, ReceivedAt: receivedAt,
+	}
+	if p.Verdict.Profile != "" {
+		row.Profile = p.Verdict.Profile + "@" + p.Verdict.ProfileVersion
+	}
+	if p.Plate != nil {
+		row.Plate = p.Plate.Text
+	}
+	return row
+}
+
+// CustodyGenesis is the prev_sha256 of the first custody entry.
+const CustodyGenesis = "0000000000000000000000000000000000000000000000000000000000000000"
+
+// CustodyEntry is one link in a case's chain of custody. The log only ever
+// grows: each entry carries the SHA-256 of the previous entry's encoded
+// line (EncodeCustody), so removing or editing an entry breaks the chain.
+type CustodyEntry struct {
+	Seq        int64     `json:"seq"` // 1-based
+	Time       time.Time `json:"time"`
+	Actor      string    `json:"actor"`  // "station:<id>", "central", later "officer:<id>"
+	Action     string    `json:"action"` // e.g. "captured and signed at station"
+	Detail     string    `json:"detail,omitempty"`
+	PrevSHA256 string    `json:"prev_sha256"`
+}
+
+// Custody actions written by central.
+const (
+	ActionCaptured     = "captured and signed at station"
+	ActionReceived     = "received and verified at central"
+	ActionCaseOpened   = "case opened"
+	ActionPackageBuilt = "package built"
+)
+
+// EncodeCustody returns the canonical line of e (compact JSON, no newline):
+// what custody.jsonl holds and what the next entry's PrevSHA256 hashes.
+func EncodeCustody(e CustodyEntry) []byte {
+	e.Time = e.Time.UTC()
+	b, err := json.Marshal(e)
+	if err != nil { // cannot happen: every field is a plain value
+		panic(fmt.Sprintf("encode custody entry: %v", err))
+	}
+	return b
+}
+
+// CustodyHash returns the lowercase hex SHA-256 of an encoded custody line.
+func CustodyHash(line []byte) string {
+	sum := sha256.Sum256(line)
+	return hex.EncodeToString(sum[:])
+}
+
+// ChainCustody links e after last (nil for the first entry): it sets Seq
+// and PrevSHA256 and normalises the time to UTC.
+func ChainCustody(last *CustodyEntry, e CustodyEntry) CustodyEntry {
+	e.Time = e.Time.UTC()
+	if last == nil {
+		e.Seq, e.PrevSHA256 = 1, CustodyGenesis
+		return e
+	}
+	e.Seq, e.PrevSHA256 = last.Seq+1, CustodyHash(EncodeCustody(*last))
+	return e
+}
+
+// JobKind says what a queued job does.
+type JobKind string
+
+// Job kinds.
+const (
+	JobBuildPackage JobKind = "build-package" // build (or rebuild) a case's evidence package
+)
+
+// Job is one item of durable work. A claimed job is leased; if its worker
+// dies the lease runs out and another worker picks it up, so every job must
+// be idempotent.
+type Job struct {
+	ID         uint64       `json:"id"`
+	Kind       JobKind      `json:"kind"`
+	CaseID     plume.CaseID `json:"case_id"`
+	Attempts   int          `json:"attempts"`
+	CreatedAt  time.Time    `json:"created_at"`
+	NotBefore  time.Time    `json:"not_before,omitzero"`
+	LeaseUntil time.Time    `json:"lease_until,omitzero"`
+	LastError  string       `json:"last_error,omitempty"`
+}
+
+// PassFilter selects passes. Zero fields match everything.
+type PassFilter struct {
+	Station plume.StationID
+	Outcome plume.Outcome
+	Limit   int    // at most this many; the store caps it (MaxPageSize)
+	Cursor  string // from a previous page's next cursor; "" for the first page
+}
+
+// CaseFilter selects cases. Zero fields match everything.
+type CaseFilter struct {
+	Station plume.StationID
+	Status  CaseStatus
+	Limit   int
+	Cursor  string
+}
+
+// Page sizes for list queries.
+const (
+	DefaultPageSize = 50
+	MaxPageSize     = 500
+)
+
+// PageLimit returns the effective page size for a requested limit.
+func PageLimit(n int) int {
+	switch {
+	case n <= 0:
+		return DefaultPageSize
+	case n > MaxPageSize:
+		return MaxPageSize
+	}
+	return n
+}
+
+// Stats counts what the store holds.
+type Stats struct {
+	Stations      int `json:"stations"`
+	Evidence      int `json:"evidence"`
+	Records       int `json:"records"`
+	Cases         int `json:"cases"`
+	PackagesBuilt int `json:"packages_built"`
+	PendingJobs   int `json:"pending_jobs"`
+}
+
+// Store holds central's metadata: stations, evidence, records and passes,
+// cases with their custody logs, and a durable work queue. The embedded
+// default is bbolt (central/store); PostgreSQL implements the same
+// interface. Every implementation must pass central/store/storetest.
+//
+// Lists return newest first. Errors wrap ErrNotFound and ErrConflict where
+// documented.
+type Store interface {
+	// PutStation enrolls a station; ErrConflict if the ID is taken.
+	PutStation(ctx context.Context, s *Station) error
+	// Station returns one station, or ErrNotFound.
+	Station(ctx context.Context, id plume.StationID) (*Station, error)
+	// Stations returns every station, ordered by ID.
+	Stations(ctx context.Context) ([]*Station, error)
+
+	// PutEvidence stores ev atomically with its case (c may be nil), the
+	// case's first custody entries, and a package job for the case. It is
+	// idempotent by (ev.Station, ev.ID): for identical manifest bytes
+	// already stored it returns the stored item and created=false; for
+	// different bytes it returns ErrConflict. When it creates the case it
+	// sets c.ID, c.Number and c.CreatedAt (= ev.ReceivedAt) and ev.CaseID.
+	PutEvidence(ctx context.Context, ev *StoredEvidence, c *Case, custody []CustodyEntry) (stored *StoredEvidence, created bool, err error)
+	// Evidence returns one evidence item, or ErrNotFound.
+	Evidence(ctx context.Context, station plume.StationID, id plume.EvidenceID) (*StoredEvidence, error)
+
+	// PutRecords stores records of one station, idempotent by (station,
+	// record ID): a record whose ID is already stored counts as a
+	// duplicate and is left as it was. Pass records also become PassRows.
+	PutRecords(ctx context.Context, station plume.StationID, recs []plume.Record, receivedAt time.Time) (accepted, duplicates int, err error)
+	// Passes lists pass rows, newest first, and the cursor of the next page
+	// ("" on the last page).
+	Passes(ctx context.Context, f PassFilter) (rows []*PassRow, next string, err error)
+
+	// Case returns one case, or ErrNotFound.
+	Case(ctx context.Context, id plume.CaseID) (*Case, error)
+	// Cases lists cases, newest first, and the cursor of the next page.
+	Cases(ctx context.Context, f CaseFilter) (cases []*Case, next string, err error)
+	// SetCasePackage records a case's built evidence package.
+	SetCasePackage(ctx context.Context, id plume.CaseID, sha256 string, size int64, builtAt time.Time) error
+	// AppendCustody chains e after the case's last custody entry and
+	// returns it as stored.
+	AppendCustody(ctx context.Context, id plume.CaseID, e CustodyEntry) (CustodyEntry, error)
+	// Custody returns a case's custody log in order.
+	Custody(ctx context.Context, id plume.CaseID) ([]CustodyEntry, error)
+
+	// EnqueueJob adds a job; the store sets ID and CreatedAt.
+	EnqueueJob(ctx context.Context, j Job) (Job, error)
+	// ClaimJob leases the oldest job that is ready at now (NotBefore and
+	// any earlier lease passed) until now+lease and counts an attempt.
+	// It returns ErrNoJob when none is ready.
+	ClaimJob(ctx context.Context, now time.Time, lease time.Duration) (*Job, error)
+	// CompleteJob removes a finished job.
+	CompleteJob(ctx context.Context, id uint64) error
+	// RetryJob releases a job's lease and makes it ready again at notBefore,
+	// recording why it failed.
+	RetryJob(ctx context.Context, id uint64, notBefore time.Time, reason string) error
+
+	// Stats counts what the store holds.
+	Stats(ctx context.Context) (Stats, error)
+	// Close releases the store.
+	Close() error
+}
+
+// BlobInfo describes one stored blob.
+type BlobInfo struct {
+	SHA256 string
+	Size   int64
+}
+
+// BlobStore holds content-addressed blobs: media and evidence packages. The
+// embedded default is the filesystem (central/blob); MinIO implements the
+// same interface. Every implementation must pass central/blob/blobtest.
+//
+// Digests are lowercase hex SHA-256; any other string gets a plume EINVALID
+// error and is never used to build a path or key.
+type BlobStore interface {
+	// Put stores size bytes from r under sha256, verifying the digest and
+	// size while streaming; a mismatch returns ErrDigestMismatch or
+	// ErrSizeMismatch and stores nothing. A blob already held is neither
+	// rewritten nor read again (created=false).
+	Put(ctx context.Context, sha256 string, r io.Reader, size int64) (created bool, err error)
+	// Open returns the blob for reading, or ErrNotFound.
+	Open(ctx context.Context, sha256 string) (io.ReadSeekCloser, BlobInfo, error)
+	// Stat describes the blob, or returns ErrNotFound.
+	Stat(ctx context.Context, sha256 string) (BlobInfo, error)
+	// Exists reports whether the blob is held.
+	Exists(ctx context.Context, sha256 string) (bool, error)
+}
