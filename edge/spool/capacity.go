@@ -1,0 +1,293 @@
+package spool
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/plume-emissions/plume"
+	bolt "go.etcd.io/bbolt"
+)
+
+// compactChunk bounds the pass records folded into one summary.
+const compactChunk = 5000
+
+// usage returns the bytes the spool uses: its files plus the pages of
+// spool.db in use (free pages are reused by later writes, so they count as
+// room for records and manifests). Call with s.mu held.
+func (s *Spool) usage() int64 {
+	used := s.fileBytes
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		st := s.db.Stats()
+		used += tx.Size() - int64(st.FreePageN+st.PendingPageN)*int64(s.db.Info().PageSize)
+		return nil
+	})
+	return used
+}
+
+// room returns how many more bytes fit, or -1 for no known limit. Call with
+// s.mu held.
+func (s *Spool) room() int64 {
+	room := int64(-1)
+	if s.opts.MaxBytes > 0 {
+		room = max(s.opts.MaxBytes-s.usage(), 0)
+	}
+	if s.opts.MinFreeBytes > 0 {
+		if free, ok := freeBytes(s.dir); ok {
+			r := max(free-s.opts.MinFreeBytes, 0)
+			if room < 0 || r < room {
+				room = r
+			}
+		}
+	}
+	return room
+}
+
+// headroom makes what room it can without knowing the size of the next item
+// and returns it (-1 when unlimited). It returns ErrFull when there is none.
+func (s *Spool) headroom(ctx context.Context) (int64, error) {
+	if err := s.ensureSpace(ctx, 1); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.room(), nil
+}
+
+// ensureSpace makes room for need more bytes, in order: remove delivered
+// files past their grace, compact plain pass records, remove delivered files
+// still within their grace. Unacknowledged evidence is never touched.
+func (s *Spool) ensureSpace(ctx context.Context, need int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fits := func() bool { r := s.room(); return r < 0 || r >= need }
+	if fits() {
+		return nil
+	}
+	if err := s.gcLocked(ctx, false); err != nil {
+		return err
+	}
+	for !fits() {
+		n, err := s.compactLocked(ctx)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if !fits() {
+		if err := s.gcLocked(ctx, true); err != nil {
+			return err
+		}
+	}
+	if !fits() {
+		s.fullRefusals.Add(1)
+		s.log.Warn("spool full", "need", need, "room", s.room(), "max_bytes", s.opts.MaxBytes, "min_free_bytes", s.opts.MinFreeBytes)
+		return fmt.Errorf("%w: need %d bytes, %d available", ErrFull, need, s.room())
+	}
+	return nil
+}
+
+// GC removes media and manifest files of evidence central acknowledged more
+// than Options.MediaGrace ago, and forgets delivered IDs older than
+// Options.SeenRetention. The spool also runs it by itself now and then.
+func (s *Spool) GC(ctx context.Context) error {
+	if err := s.check(ctx); err != nil {
+		return fmt.Errorf("gc: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gcLocked(ctx, false)
+}
+
+func (s *Spool) maybeGC(ctx context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.now().Sub(s.lastGC) < time.Minute {
+		return
+	}
+	if err := s.gcLocked(ctx, false); err != nil {
+		s.log.Warn("gc", "err", err)
+	}
+}
+
+// gcLocked does the work of GC; with ignoreGrace it also removes delivered
+// files still within their grace (disk pressure). Call with s.mu held.
+func (s *Spool) gcLocked(ctx context.Context, ignoreGrace bool) error {
+	now := s.now()
+	s.lastGC = now
+	expired := func(t time.Time) bool { return ignoreGrace || now.Sub(t) >= s.opts.MediaGrace }
+	for sha, t := range s.recentPuts {
+		if now.Sub(t) > time.Hour {
+			delete(s.recentPuts, sha)
+		}
+	}
+	var files []string
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var dead [][]byte
+		mb := tx.Bucket(bktMedia)
+		c := mb.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			var me mediaEntry
+			if err := jsonUnmarshal(v, &me); err != nil {
+				return err
+			}
+			if me.Refs > 0 || me.Released.IsZero() || !expired(me.Released) {
+				continue
+			}
+			if _, recent := s.recentPuts[string(k)]; recent {
+				continue
+			}
+			files = append(files, s.mediaPath(string(k)))
+			dead = append(dead, k)
+		}
+		// Delete after the walk: deleting under a cursor can skip keys.
+		for _, k := range dead {
+			if err := mb.Delete(k); err != nil {
+				return err
+			}
+		}
+		dead = dead[:0]
+		sb := tx.Bucket(bktSeen)
+		cleaned := map[string]seenEntry{}
+		c = sb.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			var st seenEntry
+			if err := jsonUnmarshal(v, &st); err != nil {
+				return err
+			}
+			if st.State != stateDelivered && st.State != stateCompacted {
+				continue
+			}
+			isEvidence := len(k) > 2 && string(k[:2]) == "e/"
+			if isEvidence && !st.Cleaned && expired(st.At) {
+				id := string(k[2:])
+				files = append(files, s.path("evidence", id+".json"), s.path("evidence", id+".sig"), s.path("evidence", id+".delivered"))
+				st.Cleaned = true
+				cleaned[string(k)] = st
+				continue
+			}
+			if (!isEvidence || st.Cleaned) && now.Sub(st.At) >= s.opts.SeenRetention {
+				dead = append(dead, k)
+			}
+		}
+		for _, k := range dead {
+			if err := sb.Delete(k); err != nil {
+				return err
+			}
+		}
+		for k, st := range cleaned {
+			if err := putJSON(sb, []byte(k), st); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("gc: %w", err)
+	}
+	// The entries are gone; now the files. A crash in between leaves
+	// unreferenced files, which the next Open quarantines.
+	for _, f := range files {
+		st, err := os.Stat(f)
+		if err != nil {
+			continue
+		}
+		if err := os.Remove(f); err != nil {
+			s.log.Warn("gc: remove", "path", f, "err", err)
+			continue
+		}
+		s.fileBytes -= st.Size()
+		if len(f) > 0 && !isEvidenceFile(f) {
+			s.mediaRemoved.Add(1)
+		}
+	}
+	return ctx.Err()
+}
+
+func isEvidenceFile(p string) bool {
+	for _, suf := range []string{".json", ".sig", ".delivered"} {
+		if len(p) > len(suf) && p[len(p)-len(suf):] == suf {
+			return true
+		}
+	}
+	return false
+}
+
+// compactLocked folds up to compactChunk of the oldest plain pass records
+// (outcome pass or invalid; not exceedances, not leased to the uplink) into
+// one plume.RecordSummary record placed where the first of them was. It
+// returns how many records it folded. Call with s.mu held.
+func (s *Spool) compactLocked(ctx context.Context) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	now := s.now().UTC()
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, seen := tx.Bucket(bktRecords), tx.Bucket(bktSeen)
+		var first []byte
+		var folded [][]byte
+		var ids []string
+		var sum plume.Record
+		c := b.Cursor()
+		for k, v := c.First(); k != nil && n < compactChunk; k, v = c.Next() {
+			if s.leased[btoi(k)] {
+				continue
+			}
+			var r plume.Record
+			if err := jsonUnmarshal(v, &r); err != nil {
+				return err
+			}
+			if r.Kind != plume.RecordPass || r.Pass == nil || r.Pass.Verdict.Outcome == plume.OutcomeExceed {
+				continue
+			}
+			if first == nil {
+				first = append([]byte(nil), k...)
+				sum = plume.Record{Kind: plume.RecordSummary, ID: "summary-" + r.ID, Station: r.Station,
+					Summary: &plume.PassSummary{From: r.Time, To: r.Time, ByOutcome: map[plume.Outcome]int{}}}
+			}
+			if r.Station != sum.Station {
+				continue
+			}
+			ps := sum.Summary
+			ps.Count++
+			ps.ByOutcome[r.Pass.Verdict.Outcome]++
+			if r.Time.Before(ps.From) {
+				ps.From = r.Time
+			}
+			if r.Time.After(ps.To) {
+				ps.To = r.Time
+			}
+			folded = append(folded, append([]byte(nil), k...))
+			ids = append(ids, r.ID)
+			n++
+		}
+		if n == 0 {
+			return nil
+		}
+		for i, k := range folded {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+			if err := putJSON(seen, seenKey(KindRecord, ids[i]), seenEntry{State: stateCompacted, At: now}); err != nil {
+				return err
+			}
+		}
+		sum.Time = sum.Summary.To
+		if err := putJSON(b, first, sum); err != nil {
+			return err
+		}
+		return putJSON(seen, seenKey(KindRecord, sum.ID), seenEntry{State: stateQueued, Seq: btoi(first), At: now})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("compact records: %w", err)
+	}
+	if n > 0 {
+		s.recordsCompacted.Add(int64(n))
+		s.log.Warn("compacted pass records into a summary under disk pressure", "records", n)
+	}
+	return n, nil
+}
