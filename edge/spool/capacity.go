@@ -10,6 +10,9 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// pressureMargin is the free space wanted before writing again after ENOSPC.
+const pressureMargin = 1 << 20
+
 // compactChunk bounds the pass records folded into one summary.
 const compactChunk = 5000
 
@@ -61,10 +64,22 @@ func (s *Spool) headroom(ctx context.Context) (int64, error) {
 func (s *Spool) ensureSpace(ctx context.Context, need int64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	fits := func() bool { r := s.room(); return r < 0 || r >= need }
+	fits := func() bool {
+		if s.pressure {
+			// ENOSPC was seen: trust the file system's free space, with
+			// a margin, or nothing until something was removed.
+			if free, ok := freeBytes(s.dir); !ok || free < need+pressureMargin {
+				return false
+			}
+			s.pressure = false
+		}
+		r := s.room()
+		return r < 0 || r >= need
+	}
 	if fits() {
 		return nil
 	}
+	before := s.fileBytes
 	if err := s.gcLocked(ctx, false); err != nil {
 		return err
 	}
@@ -81,6 +96,9 @@ func (s *Spool) ensureSpace(ctx context.Context, need int64) error {
 		if err := s.gcLocked(ctx, true); err != nil {
 			return err
 		}
+	}
+	if s.pressure && s.fileBytes < before {
+		s.pressure = false
 	}
 	if !fits() {
 		s.fullRefusals.Add(1)

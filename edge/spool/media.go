@@ -31,17 +31,9 @@ func (s *Spool) PutMedia(ctx context.Context, r io.Reader) (sha string, size int
 	if err := s.check(ctx); err != nil {
 		return "", 0, fmt.Errorf("put media: %w", err)
 	}
-	headroom, err := s.headroom(ctx)
-	if err != nil {
-		return "", 0, fmt.Errorf("put media: %w", err)
-	}
-	limit := int64(plume.MaxMediaSize) + 1
-	if headroom >= 0 && headroom < limit {
-		limit = headroom
-	}
 	f, err := os.CreateTemp(s.path("media"), tmpPrefix+"*")
 	if err != nil {
-		return "", 0, fmt.Errorf("put media: %w", fullErr(err))
+		return "", 0, fmt.Errorf("put media: %w", s.fullErr(err))
 	}
 	tmp := f.Name()
 	defer func() {
@@ -50,23 +42,51 @@ func (s *Spool) PutMedia(ctx context.Context, r io.Reader) (sha string, size int
 			_ = os.Remove(tmp)
 		}
 	}()
+	// Copy in chunks, making room for each before writing it. Once no room
+	// can be made, keep hashing only: the content may already be stored,
+	// which makes the call a no-op.
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(&ctxReader{ctx, r}, limit+1))
-	if err != nil {
-		return "", 0, fmt.Errorf("put media: %w", fullErr(err))
-	}
-	if n > limit {
-		if n > plume.MaxMediaSize {
-			return "", 0, plume.Errorf(plume.ETOOLARGE, "media larger than %d bytes", int64(plume.MaxMediaSize))
+	src := &ctxReader{ctx, r}
+	buf := make([]byte, putChunk)
+	var n int64
+	var full error
+	for {
+		k, rerr := io.ReadFull(src, buf)
+		if k > 0 {
+			h.Write(buf[:k])
+			if full == nil {
+				full = s.writeChunk(ctx, f, n, buf[:k])
+				if full != nil && !errors.Is(full, ErrFull) {
+					return "", 0, fmt.Errorf("put media: %w", full)
+				}
+			}
+			n += int64(k)
+			if n > plume.MaxMediaSize {
+				return "", 0, plume.Errorf(plume.ETOOLARGE, "media larger than %d bytes", int64(plume.MaxMediaSize))
+			}
 		}
-		s.fullRefusals.Add(1)
-		return "", 0, fmt.Errorf("put media: %w: item exceeds the %d bytes of headroom", ErrFull, headroom)
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		} else if rerr != nil {
+			return "", 0, fmt.Errorf("put media: %w", rerr)
+		}
+	}
+	if full != nil {
+		sha = hex.EncodeToString(h.Sum(nil))
+		if st, serr := os.Stat(s.mediaPath(sha)); serr == nil && st.Size() == n {
+			s.mu.Lock()
+			s.recentPuts[sha] = s.now()
+			s.mu.Unlock()
+			return sha, n, os.Remove(tmp)
+		}
+		err = fmt.Errorf("put media: %w", full)
+		return "", 0, err
 	}
 	if err = f.Sync(); err != nil {
-		return "", 0, fmt.Errorf("put media: sync: %w", fullErr(err))
+		return "", 0, fmt.Errorf("put media: sync: %w", s.fullErr(err))
 	}
 	if err = f.Close(); err != nil {
-		return "", 0, fmt.Errorf("put media: %w", fullErr(err))
+		return "", 0, fmt.Errorf("put media: %w", s.fullErr(err))
 	}
 	sha = hex.EncodeToString(h.Sum(nil))
 	dst := s.mediaPath(sha)
@@ -79,7 +99,7 @@ func (s *Spool) PutMedia(ctx context.Context, r io.Reader) (sha string, size int
 		return sha, n, nil
 	}
 	if err = os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
-		return "", 0, fmt.Errorf("put media: %w", fullErr(err))
+		return "", 0, fmt.Errorf("put media: %w", s.fullErr(err))
 	}
 	if err = os.Rename(tmp, dst); err != nil {
 		return "", 0, fmt.Errorf("put media: %w", err)
@@ -92,6 +112,32 @@ func (s *Spool) PutMedia(ctx context.Context, r io.Reader) (sha string, size int
 	}
 	s.fileBytes += n
 	return sha, n, nil
+}
+
+// putChunk is the unit PutMedia makes room for and writes.
+const putChunk = 64 << 10
+
+// writeChunk writes p at offset off of the temporary file f, after making
+// room for everything written so far plus p (the temporary file is not yet
+// counted in the usage). On ENOSPC it truncates, makes room and tries once
+// more.
+func (s *Spool) writeChunk(ctx context.Context, f *os.File, off int64, p []byte) error {
+	for try := 0; ; try++ {
+		if err := s.ensureSpace(ctx, off+int64(len(p))); err != nil {
+			return err
+		}
+		_, err := f.WriteAt(p, off)
+		if err == nil {
+			return nil
+		}
+		err = s.fullErr(err)
+		if !errors.Is(err, ErrFull) || try > 0 {
+			return err
+		}
+		if terr := f.Truncate(off); terr != nil {
+			return terr
+		}
+	}
 }
 
 // OpenMedia opens the media item with the given digest for reading, so that
@@ -128,9 +174,14 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// fullErr marks ENOSPC (and EDQUOT) as ErrFull.
-func fullErr(err error) error {
+// fullErr marks ENOSPC (and EDQUOT) as ErrFull, and notes the pressure so
+// that the next call makes room even when no limit is configured.
+func (s *Spool) fullErr(err error) error {
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		s.mu.Lock()
+		s.pressure = true
+		s.mu.Unlock()
+		s.fullRefusals.Add(1)
 		return fmt.Errorf("%w: %w", ErrFull, err)
 	}
 	return err
@@ -138,10 +189,10 @@ func fullErr(err error) error {
 
 // writeFileSync writes data to dir/name through a synced temporary file, a
 // rename and a directory sync.
-func writeFileSync(dir, name string, data []byte) (err error) {
+func (s *Spool) writeFileSync(dir, name string, data []byte) (err error) {
 	f, err := os.CreateTemp(dir, tmpPrefix+"*")
 	if err != nil {
-		return fullErr(err)
+		return s.fullErr(err)
 	}
 	defer func() {
 		if err != nil {
@@ -150,13 +201,13 @@ func writeFileSync(dir, name string, data []byte) (err error) {
 		}
 	}()
 	if _, err = f.Write(data); err != nil {
-		return fullErr(err)
+		return s.fullErr(err)
 	}
 	if err = f.Sync(); err != nil {
-		return fullErr(err)
+		return s.fullErr(err)
 	}
 	if err = f.Close(); err != nil {
-		return fullErr(err)
+		return s.fullErr(err)
 	}
 	if err = os.Rename(f.Name(), filepath.Join(dir, name)); err != nil {
 		return err

@@ -84,10 +84,10 @@ func (s *Spool) AddEvidence(ctx context.Context, m *plume.Manifest, body, sig []
 		return fmt.Errorf("add evidence %s: %w", dm.ID, err)
 	}
 	evDir := s.path("evidence")
-	if err := writeFileSync(evDir, string(dm.ID)+".json", body); err != nil {
+	if err := s.writeFileSync(evDir, string(dm.ID)+".json", body); err != nil {
 		return fmt.Errorf("add evidence %s: %w", dm.ID, err)
 	}
-	if err := writeFileSync(evDir, string(dm.ID)+".sig", sigText); err != nil {
+	if err := s.writeFileSync(evDir, string(dm.ID)+".sig", sigText); err != nil {
 		return fmt.Errorf("add evidence %s: %w", dm.ID, err)
 	}
 	s.mu.Lock()
@@ -100,8 +100,15 @@ func (s *Spool) AddEvidence(ctx context.Context, m *plume.Manifest, body, sig []
 		return enqueueEvidence(tx, &e, s.now())
 	})
 	if err != nil {
-		return fmt.Errorf("add evidence %s: %w", dm.ID, fullErr(err))
+		return fmt.Errorf("add evidence %s: %w", dm.ID, s.fullErr(err))
 	}
+	// The media is referenced now; it no longer needs the protection of a
+	// recent put.
+	s.mu.Lock()
+	for _, md := range dm.Media {
+		delete(s.recentPuts, md.SHA256)
+	}
+	s.mu.Unlock()
 	s.wake()
 	return nil
 }
@@ -175,7 +182,7 @@ func (s *Spool) AddRecord(ctx context.Context, rec plume.Record) error {
 		return enqueueRecord(tx, &rec, s.now())
 	})
 	if err != nil {
-		return fmt.Errorf("add record %s: %w", rec.ID, fullErr(err))
+		return fmt.Errorf("add record %s: %w", rec.ID, s.fullErr(err))
 	}
 	s.wake()
 	return nil
@@ -303,7 +310,7 @@ func (s *Spool) MarkEvidenceDelivered(ctx context.Context, id plume.EvidenceID) 
 	s.mu.Unlock()
 	// The marker lets a rebuild skip delivered items. Losing it only costs
 	// a harmless re-upload, so it is written after the commit.
-	if err := writeFileSync(s.path("evidence"), string(id)+".delivered", nil); err != nil {
+	if err := s.writeFileSync(s.path("evidence"), string(id)+".delivered", nil); err != nil {
 		s.log.Warn("write delivered marker", "id", id, "err", err)
 	}
 	s.maybeGC(ctx)

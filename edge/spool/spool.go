@@ -84,6 +84,7 @@ type Spool struct {
 	leased     map[uint64]bool // record seqs handed to the consumer and not yet settled
 	missing    map[plume.EvidenceID][]string
 	lastGC     time.Time
+	pressure   bool // the file system reported ENOSPC; cleared once room is made
 
 	closed             atomic.Bool
 	rebuilt            bool
@@ -119,7 +120,7 @@ type seenEntry struct {
 
 type mediaEntry struct {
 	Size     int64     `json:"size"`
-	Refs     int       `json:"refs"`               // queued or dead-lettered evidence using it
+	Refs     int       `json:"refs"`              // queued or dead-lettered evidence using it
 	Released time.Time `json:"released,omitzero"` // when Refs last fell to 0 on delivery
 }
 

@@ -363,7 +363,7 @@ func TestCorruptDatabase(t *testing.T) {
 			}
 			corrupt(t, filepath.Join(dir, "spool.db"), tc.from, tc.to)
 
-			s = spooltest.OpenDir(t, dir, spool.Options{})
+			s = spooltest.OpenDir(t, dir, spool.Options{Logger: spooltest.Logger(t)})
 			st := s.Stats()
 			if !st.Rebuilt {
 				t.Fatal("not rebuilt")
