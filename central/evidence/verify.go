@@ -26,9 +26,9 @@ var ErrInvalidPackage = errors.New("invalid evidence package")
 
 // Limits on what Verify reads from an untrusted zip.
 const (
-	MaxEntries      = 256              // 64 media items plus the fixed files, with room to spare
-	MaxTagFileSize  = 4 << 20          // any file read into memory: tag files, case.json, manifest.json, the sheet
-	DefaultMaxTotal = 64 << 30         // bytes decompressed in all
+	MaxEntries      = 256      // 64 media items plus the fixed files, with room to spare
+	MaxTagFileSize  = 4 << 20  // any file read into memory: tag files, case.json, manifest.json, the sheet
+	DefaultMaxTotal = 64 << 30 // bytes decompressed in all
 	maxMediaEntry   = plume.MaxMediaSize
 )
 

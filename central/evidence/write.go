@@ -69,15 +69,15 @@ type Input struct {
 
 // CaseFile is data/case.json.
 type CaseFile struct {
-	Schema    string          `json:"schema"`
-	Case      *central.Case   `json:"case"`
-	Violation Violation       `json:"violation"`
-	Station   StationInfo     `json:"station"`
-	Evidence  EvidenceInfo    `json:"evidence"`
-	Pass      plume.Pass      `json:"pass"`
-	Verdict   plume.Verdict   `json:"verdict"`
-	Media     []MediaFile     `json:"media"`
-	BuiltAt   time.Time       `json:"built_at"`
+	Schema    string        `json:"schema"`
+	Case      *central.Case `json:"case"`
+	Violation Violation     `json:"violation"`
+	Station   StationInfo   `json:"station"`
+	Evidence  EvidenceInfo  `json:"evidence"`
+	Pass      plume.Pass    `json:"pass"`
+	Verdict   plume.Verdict `json:"verdict"`
+	Media     []MediaFile   `json:"media"`
+	BuiltAt   time.Time     `json:"built_at"`
 }
 
 // Violation is the traffic-police violation the case supports.
