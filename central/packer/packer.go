@@ -1,0 +1,253 @@
+// Package packer builds evidence packages from central's durable work
+// queue. When a case is opened, the store queues a build job in the same
+// transaction; a Packer claims it, streams the case's media from the blob
+// store into a signed BagIt zip (central/evidence), verifies the result,
+// stores it in the blob store and records its digest on the case.
+//
+// Builds are idempotent and crash-safe: a job is leased while it runs, a
+// job whose worker died is claimed again when its lease runs out (or at
+// once when the bbolt store is reopened), and a case whose package is
+// already built and held completes without rebuilding. A failed build is
+// retried with backoff and stays visible in the queue; nothing is dropped.
+package packer
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/plume-emissions/plume"
+	"github.com/plume-emissions/plume/central"
+	"github.com/plume-emissions/plume/central/evidence"
+	"github.com/plume-emissions/plume/central/metrics"
+)
+
+// Config configures a Packer.
+type Config struct {
+	Store   central.Store
+	Blobs   central.BlobStore
+	Key     ed25519.PrivateKey // central's signing key
+	TempDir string             // where packages are assembled before they are stored
+	// Organization goes into bag-info.txt as Source-Organization.
+	Organization string
+	Logger       *slog.Logger
+	Now          func() time.Time
+	Metrics      *metrics.Metrics // may be nil
+	Workers      int              // concurrent builds (default 1)
+	Lease        time.Duration    // how long a claimed job is held (default 10 min)
+	Poll         time.Duration    // how often an idle worker looks for jobs without a wake-up (default 1 s)
+}
+
+// Packer runs package builds.
+type Packer struct {
+	cfg    Config
+	logger *slog.Logger
+	wake   chan struct{}
+}
+
+// New returns a Packer; call Run to start its workers.
+func New(cfg Config) *Packer {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 1
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = 10 * time.Minute
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = time.Second
+	}
+	if cfg.TempDir == "" {
+		cfg.TempDir = os.TempDir()
+	}
+	return &Packer{cfg: cfg, logger: cfg.Logger.With("component", "packer"), wake: make(chan struct{}, 1)}
+}
+
+// Wake tells an idle worker that a job was queued.
+func (p *Packer) Wake() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run runs the workers until ctx ends. A build in progress when ctx ends
+// is finished first (shutdown drains), then Run returns nil.
+func (p *Packer) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for range p.cfg.Workers {
+		wg.Go(func() { p.work(ctx) })
+	}
+	wg.Wait()
+	return nil
+}
+
+func (p *Packer) work(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.wake:
+		case <-timer.C:
+		}
+		// Drain the queue before sleeping again.
+		for ctx.Err() == nil {
+			ran, err := p.RunOne(context.WithoutCancel(ctx))
+			if err != nil {
+				p.logger.Error("package queue", "err", err)
+				break
+			}
+			if !ran {
+				break
+			}
+		}
+		timer.Reset(p.cfg.Poll)
+	}
+}
+
+// RunOne claims and runs one ready job. It reports whether there was one;
+// a failed build is rescheduled, not returned as an error.
+func (p *Packer) RunOne(ctx context.Context) (bool, error) {
+	j, err := p.cfg.Store.ClaimJob(ctx, p.cfg.Now(), p.cfg.Lease)
+	if errors.Is(err, central.ErrNoJob) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	if j.Kind != central.JobBuildPackage {
+		p.logger.Error("unknown job kind; kept in the queue", "job", j.ID, "kind", j.Kind)
+		return true, p.cfg.Store.RetryJob(ctx, j.ID, p.cfg.Now().Add(time.Hour), "unknown job kind")
+	}
+	start := time.Now()
+	if err := p.Build(ctx, j.CaseID); err != nil {
+		p.cfg.Metrics.PackageBuild("failed", time.Since(start))
+		delay := backoff(j.Attempts)
+		p.logger.Error("package build failed; will retry", "case", j.CaseID, "attempt", j.Attempts, "retry_in", delay, "err", err)
+		return true, p.cfg.Store.RetryJob(ctx, j.ID, p.cfg.Now().Add(delay), err.Error())
+	}
+	p.cfg.Metrics.PackageBuild("built", time.Since(start))
+	return true, p.cfg.Store.CompleteJob(ctx, j.ID)
+}
+
+// backoff returns the delay before attempt n+1: 2^n seconds, at most an hour.
+func backoff(n int) time.Duration {
+	if n > 12 {
+		return time.Hour
+	}
+	return min(time.Duration(1<<n)*time.Second, time.Hour)
+}
+
+// Build builds, verifies and stores a case's evidence package and records
+// it on the case. A case whose package is already built and held is left
+// as it is.
+func (p *Packer) Build(ctx context.Context, id plume.CaseID) error {
+	c, err := p.cfg.Store.Case(ctx, id)
+	if err != nil {
+		return fmt.Errorf("build package: %w", err)
+	}
+	if c.PackageSHA256 != "" {
+		if ok, err := p.cfg.Blobs.Exists(ctx, c.PackageSHA256); err != nil {
+			return fmt.Errorf("build package: %w", err)
+		} else if ok {
+			return nil
+		}
+	}
+	if err := p.build(ctx, c); err != nil {
+		return fmt.Errorf("build package %s: %w", c.Number, err)
+	}
+	return nil
+}
+
+func (p *Packer) build(ctx context.Context, c *central.Case) error {
+	ev, err := p.cfg.Store.Evidence(ctx, c.Station, c.EvidenceID)
+	if err != nil {
+		return err
+	}
+	st, err := p.cfg.Store.Station(ctx, c.Station)
+	if err != nil {
+		return err
+	}
+	log, err := p.cfg.Store.Custody(ctx, c.ID)
+	if err != nil {
+		return err
+	}
+	now := p.cfg.Now().UTC()
+	// A build that crashed after logging itself reuses its entry, so
+	// retries do not grow the log.
+	if len(log) == 0 || log[len(log)-1].Action != central.ActionPackageBuilt {
+		e, err := p.cfg.Store.AppendCustody(ctx, c.ID, central.CustodyEntry{
+			Time: now, Actor: "central", Action: central.ActionPackageBuilt,
+			Detail: fmt.Sprintf("evidence package v%s signed by central key %s", evidence.PackageVersion, plume.EncodeKey(p.cfg.Key.Public().(ed25519.PublicKey))),
+		})
+		if err != nil {
+			return err
+		}
+		log = append(log, e)
+	}
+	builtAt := log[len(log)-1].Time
+
+	f, err := os.CreateTemp(p.cfg.TempDir, "package-*.zip")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		f.Close()
+		os.Remove(f.Name())
+	}()
+	h := sha256.New()
+	cw := &countWriter{w: io.MultiWriter(f, h)}
+	err = evidence.Write(ctx, cw, &evidence.Input{
+		Case: c, Station: st, Evidence: ev, Custody: log, Organization: p.cfg.Organization,
+		Key: p.cfg.Key, BuiltAt: builtAt,
+		OpenMedia: func(ctx context.Context, sum string) (io.ReadCloser, error) {
+			rc, _, err := p.cfg.Blobs.Open(ctx, sum)
+			return rc, err
+		},
+	})
+	if err != nil {
+		return err
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	// Never store a package that does not verify.
+	rep, err := evidence.Verify(f, cw.n, evidence.VerifyOptions{CentralKey: p.cfg.Key.Public().(ed25519.PublicKey)})
+	if err != nil {
+		return fmt.Errorf("self-check: %w\n%s", err, rep)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	if _, err := p.cfg.Blobs.Put(ctx, sum, f, cw.n); err != nil {
+		return err
+	}
+	if err := p.cfg.Store.SetCasePackage(ctx, c.ID, sum, cw.n, builtAt); err != nil {
+		return err
+	}
+	p.logger.Info("package built", "case", c.ID, "number", c.Number, "sha256", sum, "size", cw.n)
+	return nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
+}

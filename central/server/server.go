@@ -1,0 +1,358 @@
+// Package server wires central together: the bbolt store and filesystem
+// blob store in the data directory, central's signing key, the HTTP API and
+// the package builders. One Server is one central process.
+//
+// The data directory holds:
+//
+//	central.db    metadata (bbolt; one process at a time)
+//	central.key   central's Ed25519 private key seed, base64, mode 0600
+//	blobs/        media and evidence packages, content-addressed
+//	tmp/          packages being assembled
+package server
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/plume-emissions/plume"
+	"github.com/plume-emissions/plume/central"
+	"github.com/plume-emissions/plume/central/api"
+	"github.com/plume-emissions/plume/central/blob"
+	"github.com/plume-emissions/plume/central/ingest"
+	"github.com/plume-emissions/plume/central/metrics"
+	"github.com/plume-emissions/plume/central/packer"
+	"github.com/plume-emissions/plume/central/store"
+)
+
+// KeyFile is the name of central's key file in the data directory.
+const KeyFile = "central.key"
+
+// Config configures a Server.
+type Config struct {
+	Addr    string // listen address; "127.0.0.1:0" picks a free port
+	DataDir string
+	// AllowedSkew is how far a station's Plume-Date may be from central's
+	// clock (default plume.DefaultMaxClockSkew).
+	AllowedSkew time.Duration
+	// Organization is the Source-Organization of evidence packages.
+	Organization string
+	// MinSmokeGrade: camera smoke at or above this Ringelmann grade opens a
+	// case on its own; 0 (the default for now) means only an analyser
+	// exceedance does.
+	MinSmokeGrade int
+	// PackageWorkers is the number of concurrent package builds (default
+	// 2). Negative disables building: cases queue their builds durably
+	// for a later run.
+	PackageWorkers int
+	// ShutdownTimeout bounds how long Close waits for requests in flight
+	// (default 30 s).
+	ShutdownTimeout time.Duration
+	Logger          *slog.Logger
+	Now             func() time.Time
+}
+
+// NewConfig returns the defaults.
+func NewConfig() Config {
+	return Config{
+		Addr:            "127.0.0.1:8080",
+		DataDir:         "./central-data",
+		AllowedSkew:     plume.DefaultMaxClockSkew,
+		Organization:    "Plume central",
+		PackageWorkers:  2,
+		ShutdownTimeout: 30 * time.Second,
+	}
+}
+
+func (c *Config) fill() {
+	def := NewConfig()
+	if c.Addr == "" {
+		c.Addr = def.Addr
+	}
+	if c.DataDir == "" {
+		c.DataDir = def.DataDir
+	}
+	if c.AllowedSkew <= 0 {
+		c.AllowedSkew = def.AllowedSkew
+	}
+	if c.Organization == "" {
+		c.Organization = def.Organization
+	}
+	if c.PackageWorkers == 0 {
+		c.PackageWorkers = def.PackageWorkers
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = def.ShutdownTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Server is a running central.
+type Server struct {
+	cfg     Config
+	logger  *slog.Logger
+	store   *store.Store
+	blobs   *blob.Store
+	key     ed25519.PrivateKey
+	metrics *metrics.Metrics
+	packer  *packer.Packer
+	ln      net.Listener
+	http    *http.Server
+
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens the data directory (creating it and central's key on first
+// use), starts listening on cfg.Addr, and starts serving and building
+// packages. Package builds left pending by an earlier run resume.
+func Open(ctx context.Context, cfg Config) (*Server, error) {
+	cfg.fill()
+	s := &Server{cfg: cfg, logger: cfg.Logger.With("component", "server"), metrics: metrics.New()}
+	if err := s.openData(); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		s.store.Close()
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	s.ln = ln
+
+	s.packer = packer.New(packer.Config{
+		Store: s.store, Blobs: s.blobs, Key: s.key, TempDir: filepath.Join(cfg.DataDir, "tmp"),
+		Organization: cfg.Organization, Logger: cfg.Logger, Now: cfg.Now, Metrics: s.metrics,
+		Workers: max(cfg.PackageWorkers, 1),
+	})
+	svc := ingest.New(ingest.Config{
+		Store: s.store, Blobs: s.blobs, Logger: cfg.Logger, Now: cfg.Now, Metrics: s.metrics,
+		MinSmokeGrade: cfg.MinSmokeGrade, OnCase: func(plume.CaseID) { s.packer.Wake() },
+	})
+	handler := api.New(api.Config{
+		Store: s.store, Blobs: s.blobs, Ingest: svc, Metrics: s.metrics,
+		Logger: cfg.Logger, Now: cfg.Now, AllowedSkew: cfg.AllowedSkew,
+	})
+	s.http = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.With("component", "http").Handler(), slog.LevelWarn),
+	}
+
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	s.wg.Go(func() {
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.logger.Error("http server stopped", "err", err)
+		}
+	})
+	if cfg.PackageWorkers > 0 {
+		s.wg.Go(func() { s.packer.Run(runCtx) })
+	}
+	s.logger.Info("central started", "addr", ln.Addr().String(), "data", cfg.DataDir, "central_key", plume.EncodeKey(s.PublicKey()))
+	return s, nil
+}
+
+func (s *Server) openData() error {
+	dir := s.cfg.DataDir
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o750); err != nil {
+		return fmt.Errorf("open data dir: %w", err)
+	}
+	st, err := store.Open(filepath.Join(dir, store.FileName), store.Options{})
+	if err != nil {
+		return err
+	}
+	s.store = st
+	if s.blobs, err = blob.Open(filepath.Join(dir, "blobs")); err != nil {
+		st.Close()
+		return err
+	}
+	if s.key, err = LoadOrCreateKey(dir); err != nil {
+		st.Close()
+		return err
+	}
+	// Packages being assembled when the last run stopped are incomplete;
+	// their jobs are still queued and rebuild them.
+	tmp, _ := filepath.Glob(filepath.Join(dir, "tmp", "package-*.zip"))
+	for _, f := range tmp {
+		os.Remove(f)
+	}
+	return nil
+}
+
+// LoadOrCreateKey loads central's signing key from dir/central.key,
+// creating it (mode 0600) if there is none.
+func LoadOrCreateKey(dir string) (ed25519.PrivateKey, error) {
+	path := filepath.Join(dir, KeyFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		_, key, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, fmt.Errorf("create central key: %w", err)
+		}
+		if err := writeFileSync(path, []byte(base64.StdEncoding.EncodeToString(key.Seed())+"\n"), 0o600); err != nil {
+			return nil, fmt.Errorf("create central key: %w", err)
+		}
+		return key, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("load central key: %w", err)
+	}
+	seed, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("load central key %s: not base64 of a %d-byte Ed25519 seed", path, ed25519.SeedSize)
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
+}
+
+func writeFileSync(path string, b []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// URL returns the base URL central serves on, e.g. http://127.0.0.1:8080.
+func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
+
+// PublicKey returns central's Ed25519 public key.
+func (s *Server) PublicKey() ed25519.PublicKey { return s.key.Public().(ed25519.PublicKey) }
+
+// Enroll enrolls a station while central runs and returns its enrollment
+// file content (with URL as central_url). With pub nil a key pair is
+// generated and the private key is in the enrollment; otherwise the edge
+// keeps its own key.
+func (s *Server) Enroll(ctx context.Context, station plume.StationID, name string, pub ed25519.PublicKey) (*plume.Enrollment, error) {
+	return enroll(ctx, s.store, s.key, s.URL(), station, name, pub, s.cfg.Now())
+}
+
+// EnrollDataDir enrolls a station in a stopped central's data directory
+// (plume-central enroll). If a running central holds the database it fails
+// within a second with an error wrapping store.ErrLocked.
+func EnrollDataDir(ctx context.Context, dataDir, centralURL string, station plume.StationID, name string, pub ed25519.PublicKey, now time.Time) (*plume.Enrollment, error) {
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("enroll: %w", err)
+	}
+	st, err := store.Open(filepath.Join(dataDir, store.FileName), store.Options{LockTimeout: 500 * time.Millisecond})
+	if err != nil {
+		return nil, fmt.Errorf("enroll: %w", err)
+	}
+	defer st.Close()
+	key, err := LoadOrCreateKey(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	return enroll(ctx, st, key, centralURL, station, name, pub, now)
+}
+
+func enroll(ctx context.Context, st central.Store, key ed25519.PrivateKey, centralURL string, station plume.StationID, name string, pub ed25519.PublicKey, now time.Time) (*plume.Enrollment, error) {
+	if err := station.Validate(); err != nil {
+		return nil, err
+	}
+	e := &plume.Enrollment{Station: station, Name: name, CentralURL: centralURL, CentralKey: plume.EncodeKey(key.Public().(ed25519.PublicKey))}
+	if pub == nil {
+		p, k, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, fmt.Errorf("enroll: %w", err)
+		}
+		pub, e.StationKey = p, plume.EncodeKey(plume.SeedOf(k))
+	} else if len(pub) != ed25519.PublicKeySize {
+		return nil, plume.Errorf(plume.EINVALID, "station public key must be %d bytes", ed25519.PublicKeySize)
+	}
+	// The enrollment must be loadable by the edge before it is recorded.
+	buf, err := EncodeEnrollment(e)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := plume.DecodeEnrollment(buf); err != nil {
+		return nil, err
+	}
+	if err := st.PutStation(ctx, &central.Station{ID: station, Name: name, PublicKey: pub, EnrolledAt: now.UTC()}); err != nil {
+		return nil, fmt.Errorf("enroll: %w", err)
+	}
+	return e, nil
+}
+
+// Stats counts what central holds.
+func (s *Server) Stats(ctx context.Context) (central.Stats, error) { return s.store.Stats(ctx) }
+
+// WaitIdle waits until no package build is pending, or ctx ends.
+func (s *Server) WaitIdle(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		st, err := s.store.Stats(ctx)
+		if err != nil {
+			return err
+		}
+		if st.PendingJobs == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for package builds (%d pending): %w", st.PendingJobs, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// Close stops intake (no new connections; requests in flight finish within
+// ShutdownTimeout), lets a package build in progress finish, and closes the
+// store.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+		defer cancel()
+		var errs []error
+		if err := s.http.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("shutdown http: %w", err))
+			s.http.Close()
+		}
+		s.cancel()
+		s.wg.Wait()
+		if err := s.store.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		s.closeErr = errors.Join(errs...)
+		s.logger.Info("central stopped")
+	})
+	return s.closeErr
+}
+
+// EncodeEnrollment returns the enrollment file bytes: indented JSON with a
+// final newline.
+func EncodeEnrollment(e *plume.Enrollment) ([]byte, error) {
+	b, err := json.MarshalIndent(e, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode enrollment: %w", err)
+	}
+	return append(b, '\n'), nil
+}
