@@ -48,6 +48,14 @@ func TestSerialPTY(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 
+	// Write only once the port is open: until serial.Open puts the line in
+	// raw mode, the pty's line discipline would echo our bytes back.
+	for deadline := time.Now().Add(5 * time.Second); s.Stats().Connections == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("serial port not opened")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	fr := newFrameReader(master, SplitHJ212(0), MaxFrameLen)
 	replies := make(chan Frame, 4)
 	go func() {
