@@ -423,7 +423,9 @@ func TestReadAPI(t *testing.T) {
 	}
 	get(t, e, "/api/v1/cases/"+string(e.cases[0])+"/package", 404, nil)
 	get(t, e, "/api/v1/cases/C99999999999", 404, nil)
-	var notFound struct{ Error struct{ Code, Message string } }
+	var notFound struct {
+		Error struct{ Code, Message string }
+	}
 	get(t, e, "/api/v1/nothing-here", 404, &notFound)
 	if notFound.Error.Code != plume.ENOTFOUND {
 		t.Fatalf("unknown route: %+v", notFound)
