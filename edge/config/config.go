@@ -1,0 +1,240 @@
+// Package config loads and checks a roadside station's configuration: the
+// station file, the limit profiles it names and the analyser device profile.
+//
+// Files reference each other by paths relative to the referring file, so a
+// copy of the firmware-config/ tree works wherever it is put. The same tree
+// is embedded in the binaries (package firmwareconfig), which is what the
+// demo runs on. YAML is decoded strictly: unknown fields are errors.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/plume-emissions/plume"
+	firmwareconfig "github.com/plume-emissions/plume/firmware-config"
+)
+
+// Station is the station file as written in firmware-config/stations.
+type Station struct {
+	Station     plume.StationID       `yaml:"station"`
+	Name        string                `yaml:"name"`
+	Place       string                `yaml:"place"`
+	Latitude    float64               `yaml:"latitude"`
+	Longitude   float64               `yaml:"longitude"`
+	Enrollment  string                `yaml:"enrollment"` // relative to DataDir unless absolute
+	DataDir     string                `yaml:"data_dir"`
+	Analyser    Analyser              `yaml:"analyser"`
+	Profiles    map[plume.Fuel]string `yaml:"profiles"` // fuel → profile file
+	Spool       Spool                 `yaml:"spool"`
+	Uplink      Uplink                `yaml:"uplink"`
+	MetricsAddr string                `yaml:"metrics_addr"`
+}
+
+// Analyser says how the edge talks to the remote-sensing analyser.
+type Analyser struct {
+	Protocol      string `yaml:"protocol"`  // "hj212" or "ndjson"
+	Transport     string `yaml:"transport"` // "listen", "dial" or "serial"
+	Addr          string `yaml:"addr"`      // listen or dial address
+	SerialPort    string `yaml:"serial_port"`
+	SerialBaud    int    `yaml:"serial_baud"`
+	DeviceProfile string `yaml:"device_profile"` // device profile file
+}
+
+// Spool sets the edge spool's capacity.
+type Spool struct {
+	MaxBytes     int64 `yaml:"max_bytes"`
+	MinFreeBytes int64 `yaml:"min_free_bytes"`
+}
+
+// Uplink tunes delivery to central.
+type Uplink struct {
+	BatchSize    int           `yaml:"batch_size"`
+	PollInterval time.Duration `yaml:"poll_interval"`
+}
+
+// Loaded is a station file with everything it references read and checked.
+type Loaded struct {
+	Station
+	Source        string           // where the station file came from
+	Profiles      plume.ProfileSet // parsed limit profiles
+	DeviceProfile []byte           // the device profile file, parsed by edge/analyser
+	DeviceRef     string           // its resolved path, for messages
+	Hash          string           // SHA-256 of the station file and every file it references
+}
+
+// Embedded names the station file the demo runs on, inside the embedded tree.
+const Embedded = "stations/demo.yaml"
+
+// LoadEmbedded loads a station file from the configuration embedded in the
+// binary, for example Embedded.
+func LoadEmbedded(name string) (*Loaded, error) {
+	return load(firmwareconfig.FS, name, "embedded:"+name)
+}
+
+// Load loads a station file from disk.
+func Load(file string) (*Loaded, error) {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return nil, fmt.Errorf("load config: %w", err)
+	}
+	root := filepath.VolumeName(abs) + string(filepath.Separator)
+	rel, err := filepath.Rel(root, abs)
+	if err != nil {
+		return nil, fmt.Errorf("load config: %w", err)
+	}
+	return load(os.DirFS(root), filepath.ToSlash(rel), file)
+}
+
+func load(fsys fs.FS, name, source string) (*Loaded, error) {
+	h := newHasher()
+	b, err := readFile(fsys, name, h)
+	if err != nil {
+		return nil, err
+	}
+	l := &Loaded{Source: source, Profiles: plume.ProfileSet{}}
+	if err := DecodeStrict(b, &l.Station); err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	if err := l.Station.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	dir := path.Dir(name)
+	for _, fuel := range slices.Sorted(maps.Keys(l.Station.Profiles)) {
+		ref := l.Station.Profiles[fuel]
+		pb, err := readFile(fsys, path.Join(dir, ref), h)
+		if err != nil {
+			return nil, fmt.Errorf("%s: profile for %s: %w", source, fuel, err)
+		}
+		p, err := DecodeProfile(pb)
+		if err != nil {
+			return nil, fmt.Errorf("%s: profile %s: %w", source, ref, err)
+		}
+		if p.Fuel != fuel {
+			return nil, fmt.Errorf("%s: profile %s is for %s vehicles, listed under %s", source, ref, p.Fuel, fuel)
+		}
+		l.Profiles[fuel] = p
+	}
+	l.DeviceRef = path.Join(dir, l.Analyser.DeviceProfile)
+	if l.DeviceProfile, err = readFile(fsys, l.DeviceRef, h); err != nil {
+		return nil, fmt.Errorf("%s: device profile: %w", source, err)
+	}
+	l.Hash = h.sum()
+	return l, nil
+}
+
+// Validate checks the station file on its own.
+func (s *Station) Validate() error {
+	if err := s.Station.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case s.DataDir == "":
+		return plume.Errorf(plume.EINVALID, "data_dir is required")
+	case s.Enrollment == "":
+		return plume.Errorf(plume.EINVALID, "enrollment is required")
+	case s.Latitude < -90 || s.Latitude > 90 || s.Longitude < -180 || s.Longitude > 180:
+		return plume.Errorf(plume.EINVALID, "latitude/longitude out of range")
+	case s.Analyser.Protocol != "hj212" && s.Analyser.Protocol != "ndjson":
+		return plume.Errorf(plume.EINVALID, "analyser.protocol must be hj212 or ndjson, not %q", s.Analyser.Protocol)
+	case s.Analyser.DeviceProfile == "":
+		return plume.Errorf(plume.EINVALID, "analyser.device_profile is required")
+	case len(s.Profiles) == 0:
+		return plume.Errorf(plume.EINVALID, "at least one limit profile is required")
+	case s.Spool.MaxBytes < 0 || s.Spool.MinFreeBytes < 0:
+		return plume.Errorf(plume.EINVALID, "spool sizes must not be negative")
+	case s.Uplink.BatchSize < 0 || s.Uplink.BatchSize > 1000:
+		return plume.Errorf(plume.EINVALID, "uplink.batch_size must be 1–1000")
+	}
+	switch s.Analyser.Transport {
+	case "listen", "dial":
+		if s.Analyser.Addr == "" {
+			return plume.Errorf(plume.EINVALID, "analyser.addr is required for transport %s", s.Analyser.Transport)
+		}
+	case "serial":
+		if s.Analyser.SerialPort == "" || s.Analyser.SerialBaud <= 0 {
+			return plume.Errorf(plume.EINVALID, "analyser.serial_port and serial_baud are required for transport serial")
+		}
+	default:
+		return plume.Errorf(plume.EINVALID, "analyser.transport must be listen, dial or serial, not %q", s.Analyser.Transport)
+	}
+	for fuel := range s.Profiles {
+		if fuel != plume.FuelPetrol && fuel != plume.FuelDiesel {
+			return plume.Errorf(plume.EINVALID, "profiles: unknown fuel %q", fuel)
+		}
+	}
+	return nil
+}
+
+// EnrollmentPath returns the enrollment file's path.
+func (s *Station) EnrollmentPath() string {
+	if filepath.IsAbs(s.Enrollment) {
+		return s.Enrollment
+	}
+	return filepath.Join(s.DataDir, s.Enrollment)
+}
+
+// DecodeProfile parses and validates a limit profile file.
+func DecodeProfile(b []byte) (*plume.LimitProfile, error) {
+	var p plume.LimitProfile
+	if err := DecodeStrict(b, &p); err != nil {
+		return nil, err
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// DecodeStrict decodes one YAML document into v, rejecting unknown fields
+// and trailing documents.
+func DecodeStrict(b []byte, v any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return plume.Errorf(plume.EINVALID, "empty document")
+		}
+		return plume.Errorf(plume.EINVALID, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return plume.Errorf(plume.EINVALID, "more than one YAML document")
+	}
+	return nil
+}
+
+const maxConfigFile = 1 << 20
+
+func readFile(fsys fs.FS, name string, h *hasher) ([]byte, error) {
+	name = path.Clean(name)
+	if !fs.ValidPath(name) {
+		return nil, plume.Errorf(plume.EINVALID, "bad path %q", name)
+	}
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", name, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxConfigFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if len(b) > maxConfigFile {
+		return nil, plume.Errorf(plume.EINVALID, "%s is larger than 1 MiB", name)
+	}
+	h.add(name, b)
+	return b, nil
+}

@@ -1,0 +1,141 @@
+package config_test
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/plume-emissions/plume"
+	"github.com/plume-emissions/plume/edge/config"
+	firmwareconfig "github.com/plume-emissions/plume/firmware-config"
+)
+
+// Every shipped file decodes, so the examples can never drift from the code.
+func TestShippedStationFiles(t *testing.T) {
+	files, _ := filepath.Glob("../../firmware-config/stations/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no station files found")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			l, err := config.Load(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(l.Profiles) == 0 || len(l.DeviceProfile) == 0 || len(l.Hash) != 64 {
+				t.Fatalf("incomplete load: %+v", l)
+			}
+		})
+	}
+}
+
+func TestShippedProfiles(t *testing.T) {
+	files, _ := filepath.Glob("../../firmware-config/profiles/*.yaml")
+	if len(files) < 2 {
+		t.Fatalf("want the diesel and petrol profiles, found %v", files)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := config.DecodeProfile(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// DESIGN.md: the shipped values come from secondary sources or are
+			// unchecked, so they must say so.
+			if !p.Provisional {
+				t.Errorf("%s is not marked provisional", p.Name)
+			}
+		})
+	}
+}
+
+func TestEmbeddedMatchesDisk(t *testing.T) {
+	l, err := config.LoadEmbedded(config.Embedded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := config.Load("../../firmware-config/" + config.Embedded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Hash != d.Hash {
+		t.Fatalf("embedded config hash %s differs from disk %s", l.Hash, d.Hash)
+	}
+	if p := l.Profiles.For(plume.FuelDiesel); p == nil || p.Standard != "HJ 845-2017" {
+		t.Fatalf("diesel profile: %+v", p)
+	}
+	n := 0
+	fs.WalkDir(firmwareconfig.FS, ".", func(string, fs.DirEntry, error) error { n++; return nil })
+	if n < 5 {
+		t.Fatalf("embedded tree has only %d entries", n)
+	}
+}
+
+func writeTree(t *testing.T, station string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, sub := range []string{"stations", "profiles", "devices"} {
+		os.MkdirAll(filepath.Join(dir, sub), 0o755)
+	}
+	for _, f := range []string{"profiles/hj845-2017-diesel.yaml", "profiles/gb18285-2018-petrol.yaml", "devices/generic-rsd.yaml"} {
+		b, err := os.ReadFile("../../firmware-config/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, f), b, 0o644)
+	}
+	p := filepath.Join(dir, "stations", "s.yaml")
+	os.WriteFile(p, []byte(station), 0o644)
+	return p
+}
+
+const goodStation = `station: GD-SZ-0001
+enrollment: enrollment.json
+data_dir: /var/lib/plume-edge
+analyser: {protocol: hj212, transport: listen, addr: ":9212", device_profile: ../devices/generic-rsd.yaml}
+profiles: {diesel: ../profiles/hj845-2017-diesel.yaml}
+`
+
+func TestLoad(t *testing.T) {
+	if _, err := config.Load(writeTree(t, goodStation)); err != nil {
+		t.Fatalf("OK: %v", err)
+	}
+	for _, tc := range []struct{ name, old, new, want string }{
+		{"ErrUnknownField", "enrollment:", "enrolment_typo: x\nenrollment:", "not found"},
+		{"ErrStationID", "GD-SZ-0001", "bad id!", "invalid station ID"},
+		{"ErrProtocol", "protocol: hj212", "protocol: modbus", "analyser.protocol"},
+		{"ErrTransport", "transport: listen", "transport: carrier-pigeon", "analyser.transport"},
+		{"ErrMissingProfile", "hj845-2017-diesel.yaml", "nope.yaml", "profile for diesel"},
+		{"ErrFuelMismatch", "diesel: ../profiles/hj845-2017-diesel.yaml", "diesel: ../profiles/gb18285-2018-petrol.yaml", "is for petrol vehicles"},
+		{"ErrEscape", "../devices/generic-rsd.yaml", "../../../../../../../../../../../etc/passwd", "device profile"},
+		{"ErrTwoDocuments", "data_dir:", "---\ndata_dir:", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := config.Load(writeTree(t, strings.Replace(goodStation, tc.old, tc.new, 1)))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q lacks %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzDecodeProfile(f *testing.F) {
+	b, _ := os.ReadFile("../../firmware-config/profiles/hj845-2017-diesel.yaml")
+	f.Add(b)
+	f.Add([]byte("name: x\nlimits: [{pollutant: no, max: .nan}]"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := config.DecodeProfile(b)
+		if err == nil && p.Validate() != nil {
+			t.Fatal("decoded profile does not validate")
+		}
+	})
+}
