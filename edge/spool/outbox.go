@@ -116,6 +116,9 @@ func (s *Spool) AddEvidence(ctx context.Context, m *plume.Manifest, body, sig []
 // enqueueEvidence appends e to the outbox, marks it queued and takes a
 // reference on each of its media items.
 func enqueueEvidence(tx *bolt.Tx, e *evidenceEntry, now time.Time) error {
+	if err := bumpTotals(tx, func(t *Totals) { t.EvidenceQueued++ }); err != nil {
+		return err
+	}
 	b := tx.Bucket(bktEvidence)
 	seq, err := b.NextSequence()
 	if err != nil {
@@ -189,6 +192,9 @@ func (s *Spool) AddRecord(ctx context.Context, rec plume.Record) error {
 }
 
 func enqueueRecord(tx *bolt.Tx, rec *plume.Record, now time.Time) error {
+	if err := bumpTotals(tx, func(t *Totals) { t.RecordsQueued++ }); err != nil {
+		return err
+	}
 	b := tx.Bucket(bktRecords)
 	seq, err := b.NextSequence()
 	if err != nil {
@@ -296,6 +302,9 @@ func (s *Spool) MarkEvidenceDelivered(ctx context.Context, id plume.EvidenceID) 
 			return err
 		}
 		done = true
+		if err := bumpTotals(tx, func(t *Totals) { t.EvidenceDelivered++ }); err != nil {
+			return err
+		}
 		return putJSON(tx.Bucket(bktSeen), seenKey(KindEvidence, string(id)), seenEntry{State: stateDelivered, At: now.UTC()})
 	})
 	if err != nil {
@@ -345,7 +354,7 @@ func (s *Spool) MarkRecordsDelivered(ctx context.Context, items []RecordItem) er
 			}
 			n++
 		}
-		return nil
+		return bumpTotals(tx, func(t *Totals) { t.RecordsDelivered += int64(n) })
 	})
 	if err != nil {
 		return fmt.Errorf("mark records delivered: %w", err)
@@ -404,6 +413,9 @@ func (s *Spool) DeadLetter(ctx context.Context, kind Kind, id, reason string) er
 			return err
 		}
 		delete(s.leased, st.Seq)
+		if err := bumpTotals(tx, func(t *Totals) { t.DeadLettered++ }); err != nil {
+			return err
+		}
 		return putJSON(tx.Bucket(bktSeen), seenKey(kind, id), seenEntry{State: stateDead, At: now})
 	})
 	if err != nil {
