@@ -143,8 +143,8 @@ func (g *Generator) spells() {
 			*n = min + g.rng.IntN(spread)
 		}
 	}
-	tick(&g.windy, 0.004, 20, 40)
-	tick(&g.rainy, 0.002, 40, 80)
+	tick(&g.windy, 0.002, 20, 40)
+	tick(&g.rainy, 0.001, 30, 60)
 	tick(&g.maint, 0.002, 5, 10)
 	tick(&g.calib, 0.001, 2, 3)
 	g.tempC = clamp(g.tempC+g.normal(0, 0.05), -5, 38)
