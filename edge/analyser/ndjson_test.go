@@ -188,3 +188,15 @@ func FuzzDecodeNDJSON(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkDecodeNDJSON(b *testing.B) {
+	p := mustProfile(b, "generic-rsd.yaml")
+	line := []byte(samplePassLine)
+	b.SetBytes(int64(len(line)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.DecodeNDJSON(line); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -80,17 +80,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			}
 			if !errors.Is(err, net.ErrClosed) {
 				// Out of file descriptors and the like: wait and retry.
+				// If ctx ends meanwhile, the next Accept fails and the
+				// check above returns.
 				in.log.Warn("accept failed; retrying", "err", err, "delay", delay)
-				if sleep(ctx, delay) == nil {
-					delay = min(2*delay, time.Second)
-					continue
-				}
+				sleep(ctx, delay)
+				delay = min(2*delay, time.Second)
+				continue
 			}
+			// The listener was closed by someone else.
 			cancel(err)
 			s.wg.Wait()
-			if ctx.Err() != nil && !errors.Is(context.Cause(ctx), err) {
-				return nil
-			}
 			return fmt.Errorf("analyser accept: %w", err)
 		}
 		delay = 5 * time.Millisecond

@@ -486,3 +486,22 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkServerIngest measures one HJ 212 pass over loopback TCP: write,
+// split, decode, map, validate, handle (in memory) and read the 9014 ack.
+func BenchmarkServerIngest(b *testing.B) {
+	_, addr, _ := startServer(b, Config{Protocol: ProtocolHJ212, Handler: func(context.Context, Message) error { return nil }, Logger: slog.New(slog.DiscardHandler)})
+	c := dial(b, addr)
+	fr := newFrameReader(c, SplitHJ212(0), MaxFrameLen)
+	frame := passFrame(b, "20261128100000001", 1, t0)
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Write(frame); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := readReply(b, fr, c, 5*time.Second); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
