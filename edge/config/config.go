@@ -114,7 +114,7 @@ func load(fsys fs.FS, name, source string) (*Loaded, error) {
 	dir := path.Dir(name)
 	for _, fuel := range slices.Sorted(maps.Keys(l.Station.Profiles)) {
 		ref := l.Station.Profiles[fuel]
-		pb, err := readFile(fsys, path.Join(dir, ref), h)
+		pb, err := readFile(fsys, join(dir, ref), h)
 		if err != nil {
 			return nil, fmt.Errorf("%s: profile for %s: %w", source, fuel, err)
 		}
@@ -127,7 +127,7 @@ func load(fsys fs.FS, name, source string) (*Loaded, error) {
 		}
 		l.Profiles[fuel] = p
 	}
-	l.DeviceRef = path.Join(dir, l.Analyser.DeviceProfile)
+	l.DeviceRef = join(dir, l.Analyser.DeviceProfile)
 	if l.DeviceProfile, err = readFile(fsys, l.DeviceRef, h); err != nil {
 		return nil, fmt.Errorf("%s: device profile: %w", source, err)
 	}
@@ -219,7 +219,9 @@ func DecodeStrict(b []byte, v any) error {
 const maxConfigFile = 1 << 20
 
 func readFile(fsys fs.FS, name string, h *hasher) ([]byte, error) {
-	name = path.Clean(name)
+	// An absolute reference resolves from the file system's root, which
+	// on disk is "/".
+	name = strings.TrimPrefix(path.Clean(name), "/")
 	if !fs.ValidPath(name) {
 		return nil, plume.Errorf(plume.EINVALID, "bad path %q", name)
 	}
@@ -237,4 +239,13 @@ func readFile(fsys fs.FS, name string, h *hasher) ([]byte, error) {
 	}
 	h.add(name, b)
 	return b, nil
+}
+
+// join resolves ref against the referring file's directory. An absolute ref
+// is kept as it is.
+func join(dir, ref string) string {
+	if path.IsAbs(ref) {
+		return ref
+	}
+	return path.Join(dir, ref)
 }

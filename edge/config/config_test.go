@@ -139,3 +139,15 @@ func FuzzDecodeProfile(f *testing.F) {
 		}
 	})
 }
+
+func TestLoadAbsoluteReferences(t *testing.T) {
+	abs, _ := filepath.Abs("../../firmware-config/profiles/hj845-2017-diesel.yaml")
+	st := strings.Replace(goodStation, "../profiles/hj845-2017-diesel.yaml", abs, 1)
+	l, err := config.Load(writeTree(t, st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Profiles.For(plume.FuelDiesel) == nil {
+		t.Fatal("diesel profile not loaded from an absolute path")
+	}
+}
