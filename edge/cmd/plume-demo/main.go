@@ -1,0 +1,290 @@
+// Command plume-demo runs Plume end to end on one machine, on embedded
+// defaults and loopback: a central service, one enrolled roadside station
+// (the edge agent with its spool and uplink) and the analyser simulator
+// playing traffic to it over HJ 212. It shows passes flowing and cases
+// appearing, then downloads every evidence package, verifies it offline, and
+// prints where to look.
+//
+//	plume-demo [-dir demo-data] [-addr 127.0.0.1:8080] [-passes 300] [-rate 40] [-seed 1] [-exit]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/plume-emissions/plume"
+	"github.com/plume-emissions/plume/central/server"
+	"github.com/plume-emissions/plume/edge/agent"
+	"github.com/plume-emissions/plume/edge/agent/agenttest"
+	"github.com/plume-emissions/plume/edge/analyser"
+	"github.com/plume-emissions/plume/edge/config"
+	"github.com/plume-emissions/plume/edge/sim"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(2)
+	} else if err != nil {
+		fmt.Fprintln(os.Stderr, "plume-demo:", err)
+		os.Exit(1)
+	}
+}
+
+// Options are the demo's flags.
+type Options struct {
+	Dir      string
+	Addr     string
+	Passes   int
+	Rate     float64
+	Seed     uint64
+	Protocol string
+	Exit     bool
+	Verbose  bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (Options, error) {
+	o := Options{}
+	fs := flag.NewFlagSet("plume-demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.Dir, "dir", "demo-data", "working directory for central's and the edge's data (emptied first)")
+	fs.StringVar(&o.Addr, "addr", "127.0.0.1:8080", "central's listen address (a free port is used if it is taken)")
+	fs.IntVar(&o.Passes, "passes", 300, "vehicle passes to simulate")
+	fs.Float64Var(&o.Rate, "rate", 40, "passes per second")
+	fs.Uint64Var(&o.Seed, "seed", 1, "simulator seed (same seed, same traffic)")
+	fs.StringVar(&o.Protocol, "protocol", analyser.ProtocolHJ212, "analyser protocol: hj212 or ndjson")
+	fs.BoolVar(&o.Exit, "exit", false, "exit after the summary instead of serving until Ctrl-C")
+	fs.BoolVar(&o.Verbose, "v", false, "log every component to stderr")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if o.Passes < 1 || o.Rate <= 0 {
+		return o, errors.New("-passes and -rate must be positive")
+	}
+	return o, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.DiscardHandler)
+	if o.Verbose {
+		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	out := &printer{w: stdout, start: time.Now()}
+
+	// A fresh working directory each run, so the figures are this run's.
+	if err := os.RemoveAll(o.Dir); err != nil {
+		return err
+	}
+	centralDir, edgeDir, pkgDir := filepath.Join(o.Dir, "central"), filepath.Join(o.Dir, "edge"), filepath.Join(o.Dir, "packages")
+	for _, d := range []string{centralDir, edgeDir, pkgDir} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return err
+		}
+	}
+
+	// 1. Central.
+	ccfg := server.NewConfig()
+	ccfg.Addr, ccfg.DataDir, ccfg.Logger = o.Addr, centralDir, logger.With("side", "central")
+	c, err := server.Open(ctx, ccfg)
+	if err != nil {
+		out.say("central: %s is taken (%v); using a free port", o.Addr, err)
+		ccfg.Addr = "127.0.0.1:0"
+		if c, err = server.Open(ctx, ccfg); err != nil {
+			return fmt.Errorf("start central: %w", err)
+		}
+	}
+	defer c.Close()
+	out.say("central   listening on %s (data in %s)", c.URL(), centralDir)
+
+	// 2. Enrol the station.
+	st, err := config.LoadEmbedded(config.Embedded)
+	if err != nil {
+		return err
+	}
+	st.DataDir = edgeDir
+	st.Analyser.Protocol = o.Protocol
+	enr, err := c.Enroll(ctx, st.Station.Station, st.Name, nil)
+	if err != nil {
+		return fmt.Errorf("enroll: %w", err)
+	}
+	b, err := server.EncodeEnrollment(enr)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(st.EnrollmentPath(), b, 0o600); err != nil {
+		return err
+	}
+	out.say("enrolled  station %s (%s) with an Ed25519 key → %s", st.Station.Station, st.Name, st.EnrollmentPath())
+
+	// 3. The edge agent.
+	a, err := agent.Open(ctx, agent.Config{
+		Station: st, Enrollment: enr, Logger: logger.With("side", "edge"),
+		AnalyserAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0", UplinkPoll: 200 * time.Millisecond,
+	})
+	if err != nil {
+		return fmt.Errorf("start edge: %w", err)
+	}
+	defer a.Close()
+	out.say("edge      agent for %s listening for the analyser (%s) on %s", st.Station.Station, o.Protocol, a.AnalyserAddr())
+	for _, fuel := range []plume.Fuel{plume.FuelDiesel, plume.FuelPetrol} {
+		if p := st.Profiles.For(fuel); p != nil {
+			prov := ""
+			if p.Provisional {
+				prov = ", provisional"
+			}
+			out.say("          %s vehicles judged by %s (%s%s)", fuel, p.Standard, p.Ref(), prov)
+		}
+	}
+
+	// 4. The analyser simulator.
+	device, err := analyser.DecodeProfile(st.DeviceProfile)
+	if err != nil {
+		return err
+	}
+	player := sim.NewPlayer(sim.Config{
+		Addr: a.AnalyserAddr(), Protocol: o.Protocol, Station: st.Station.Station, Profile: device,
+		Generator: sim.GeneratorConfig{Seed: o.Seed}, Rate: o.Rate, Count: o.Passes, Malformed: 3,
+		Logger: logger.With("side", "simulator"),
+	})
+	out.say("simulator plays %d passes at %.0f/s (seed %d): petrol cars and diesel trucks, a few high emitters, some invalid readings", o.Passes, o.Rate, o.Seed)
+	out.blank()
+
+	simDone := make(chan error, 1)
+	go func() { simDone <- player.Run(ctx) }()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	progress := func() {
+		ps, as := player.Stats(), a.Stats()
+		cs, _ := c.Stats(ctx)
+		out.say("analyser %4d/%d passes acked │ edge %3d violations, %3d invalid, %3d queued │ central %4d passes, %3d cases, %3d packages",
+			len(ps.AckedPasses), o.Passes, as.Violations, as.Invalid, as.Spool.QueuedEvidence+as.Spool.QueuedRecords,
+			cs.Records, cs.Cases, cs.PackagesBuilt)
+	}
+wait:
+	for {
+		select {
+		case err := <-simDone:
+			if err != nil {
+				return fmt.Errorf("simulator: %w", err)
+			}
+			break wait
+		case <-tick.C:
+			progress()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+
+	// 5. Let the edge deliver its backlog and central build the packages.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		s := a.Spool().Stats()
+		if s.QueuedEvidence == 0 && s.QueuedRecords == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("edge spool did not drain within a minute: %+v", s)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	err = c.WaitIdle(wctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	progress()
+	out.blank()
+
+	// 6. Download every package and verify it offline, pinned to central's key.
+	cases, err := agenttest.Cases(ctx, c.URL())
+	if err != nil {
+		return err
+	}
+	var paths []string
+	for _, k := range cases {
+		p, rep, err := agenttest.DownloadPackage(ctx, c.URL(), k, pkgDir, c.PublicKey())
+		if err != nil {
+			return fmt.Errorf("case %s: %w", k.Number, err)
+		}
+		if !rep.OK() {
+			return fmt.Errorf("case %s: package failed verification", k.Number)
+		}
+		paths = append(paths, p)
+	}
+
+	as, ps := a.Stats(), player.Stats()
+	cs, _ := c.Stats(ctx)
+	out.say("Done in %s: %d passes screened at %s; %d violation candidates, %d readings invalid (weak plume, VSP, weather, device), %d malformed frames quarantined.",
+		time.Since(out.start).Round(100*time.Millisecond), len(ps.AckedPasses), st.Station.Station, as.Violations, as.Invalid, as.Analyser.MalformedTotal())
+	out.say("Central holds %d passes and %d cases; %d evidence packages built, downloaded and verified offline.", int64(cs.Records)-as.Status-as.Audits, cs.Cases, len(paths))
+	out.blank()
+	out.plain("Where to look")
+	out.plain("  cases         %s/api/v1/cases", c.URL())
+	if len(cases) > 0 {
+		out.plain("  one case      %s/api/v1/cases/%s", c.URL(), cases[0].ID)
+	}
+	out.plain("  passes        %s/api/v1/passes?outcome=exceed", c.URL())
+	out.plain("  stations      %s/api/v1/stations", c.URL())
+	out.plain("  metrics       %s/metrics   (edge: http://%s/metrics)", c.URL(), a.MetricsAddr())
+	out.plain("  quarantine    %s", filepath.Join(edgeDir, "analyser-quarantine.jsonl"))
+	out.blank()
+	out.plain("Evidence packages (%s)", pkgDir)
+	for i, k := range cases {
+		if i == 8 {
+			out.plain("  … and %d more", len(cases)-i)
+			break
+		}
+		out.plain("  %s  %s", paths[i], shorten(k.Summary, 90))
+	}
+	if len(paths) > 0 {
+		out.blank()
+		out.plain("Verify one yourself:  go run ./central/cmd/plume-central verify -central-key %s %s", plume.EncodeKey(c.PublicKey()), paths[0])
+	}
+	if o.Exit {
+		return nil
+	}
+	out.blank()
+	out.plain("Central and the station keep running; press Ctrl-C to stop.")
+	<-ctx.Done()
+	return nil
+}
+
+func shorten(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+// printer writes progress lines stamped with the time since start.
+type printer struct {
+	w     io.Writer
+	start time.Time
+}
+
+func (p *printer) say(format string, args ...any) {
+	fmt.Fprintf(p.w, "[%5.1fs] %s\n", time.Since(p.start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+func (p *printer) plain(format string, args ...any) {
+	fmt.Fprintln(p.w, strings.TrimRight(fmt.Sprintf(format, args...), " "))
+}
+
+func (p *printer) blank() { fmt.Fprintln(p.w) }
