@@ -12,23 +12,29 @@ import (
 	"github.com/plume-emissions/plume/edge/agent"
 	"github.com/plume-emissions/plume/edge/agent/agenttest"
 	"github.com/plume-emissions/plume/edge/analyser"
+	"github.com/plume-emissions/plume/edge/config"
 	"github.com/plume-emissions/plume/edge/sim"
 )
 
 // openAgent starts a real edge agent for the enrolled demo station.
-func openAgent(t *testing.T, dataDir string, enr *plume.Enrollment, analyserAddr, protocol string) *agent.Agent {
+func openAgent(t *testing.T, dataDir string, enr *plume.Enrollment, protocol string) *agent.Agent {
 	t.Helper()
 	st := agenttest.StationConfig(t, dataDir)
 	st.Analyser.Protocol = protocol
+	return openAgentTB(t, st, enr)
+}
+
+func openAgentTB(tb testing.TB, st *config.Loaded, enr *plume.Enrollment) *agent.Agent {
+	tb.Helper()
 	a, err := agent.Open(context.Background(), agent.Config{
-		Station: st, Enrollment: enr, Logger: agenttest.Logger(t).With("side", "edge"),
-		AnalyserAddr: analyserAddr, MetricsAddr: "127.0.0.1:0", FlushTimeout: 5 * time.Second,
+		Station: st, Enrollment: enr, Logger: agenttest.Logger(tb).With("side", "edge"),
+		AnalyserAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0", FlushTimeout: 5 * time.Second,
 		UplinkPoll: 100 * time.Millisecond, UplinkBackoffMax: 500 * time.Millisecond,
 	})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { a.Close() })
+	tb.Cleanup(func() { a.Close() })
 	return a
 }
 
@@ -133,7 +139,7 @@ func TestEndToEnd(t *testing.T) {
 			dir := t.TempDir()
 			c := agenttest.StartCentral(t, filepath.Join(dir, "central"), "127.0.0.1:0")
 			enr := agenttest.Enroll(t, c, filepath.Join(dir, "edge"))
-			a := openAgent(t, filepath.Join(dir, "edge"), enr, "127.0.0.1:0", protocol)
+			a := openAgent(t, filepath.Join(dir, "edge"), enr, protocol)
 
 			p := play(t, ctx, a.AnalyserAddr(), 7, 300, protocol)
 			waitDrained(t, a, 30*time.Second)
@@ -176,7 +182,7 @@ func TestCentralDown(t *testing.T) {
 	c := agenttest.StartCentral(t, centralDir, addr)
 	key := c.PublicKey()
 	enr := agenttest.Enroll(t, c, filepath.Join(dir, "edge"))
-	a := openAgent(t, filepath.Join(dir, "edge"), enr, "127.0.0.1:0", analyser.ProtocolHJ212)
+	a := openAgent(t, filepath.Join(dir, "edge"), enr, analyser.ProtocolHJ212)
 
 	first := play(t, ctx, a.AnalyserAddr(), 11, 60, analyser.ProtocolHJ212)
 	waitDrained(t, a, 30*time.Second)
