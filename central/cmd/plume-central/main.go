@@ -1,0 +1,216 @@
+// Command plume-central is Plume's central service.
+//
+//	plume-central serve  [-addr 127.0.0.1:8080] [-data ./central-data]
+//	plume-central enroll -data DIR -station ID [-name N] [-pubkey BASE64] -central-url URL -out FILE
+//	plume-central verify [-central-key BASE64] PACKAGE.zip
+//
+// serve runs central until SIGINT or SIGTERM, then drains and exits.
+// enroll works on a stopped central's data directory and writes the
+// station's enrollment file (with a generated station key unless -pubkey is
+// given). verify checks an evidence package offline and prints every check.
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/plume-emissions/plume"
+	"github.com/plume-emissions/plume/central/evidence"
+	"github.com/plume-emissions/plume/central/server"
+	"github.com/plume-emissions/plume/central/store"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "plume-central:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage:
+  plume-central serve  [-addr 127.0.0.1:8080] [-data ./central-data]
+  plume-central enroll -data DIR -station ID [-name N] [-pubkey BASE64] -central-url URL -out FILE
+  plume-central verify [-central-key BASE64] PACKAGE.zip
+`
+
+// run runs one subcommand. serve returns when ctx ends.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], stdout, stderr)
+	case "enroll":
+		return runEnroll(ctx, args[1:], stdout, stderr)
+	case "verify":
+		return runVerify(args[1:], stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// Main is a running "serve", for tests: Run starts it, Close stops it.
+type Main struct {
+	Config server.Config
+	Server *server.Server
+}
+
+// NewMain returns a Main with the default configuration.
+func NewMain() *Main { return &Main{Config: server.NewConfig()} }
+
+// ParseFlags parses serve's flags into m.Config.
+func (m *Main) ParseFlags(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&m.Config.Addr, "addr", m.Config.Addr, "listen address")
+	fs.StringVar(&m.Config.DataDir, "data", m.Config.DataDir, "data directory")
+	fs.DurationVar(&m.Config.AllowedSkew, "skew", m.Config.AllowedSkew, "allowed station clock skew")
+	fs.StringVar(&m.Config.Organization, "org", m.Config.Organization, "Source-Organization of evidence packages")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
+// Run opens the server.
+func (m *Main) Run(ctx context.Context) error {
+	s, err := server.Open(ctx, m.Config)
+	if err != nil {
+		return err
+	}
+	m.Server = s
+	return nil
+}
+
+// Close stops the server.
+func (m *Main) Close() error {
+	if m.Server == nil {
+		return nil
+	}
+	return m.Server.Close()
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	m := NewMain()
+	if err := m.ParseFlags(args, stderr); err != nil {
+		return err
+	}
+	m.Config.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if err := m.Run(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "plume-central listening on %s (data %s, central key %s)\n", m.Server.URL(), m.Config.DataDir, plume.EncodeKey(m.Server.PublicKey()))
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "plume-central: shutting down")
+	return m.Close()
+}
+
+func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("enroll", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", "./central-data", "central's data directory (central must be stopped)")
+	station := fs.String("station", "", "station ID, e.g. GD-SZ-0001")
+	name := fs.String("name", "", "station name")
+	pubkey := fs.String("pubkey", "", "station's Ed25519 public key, base64 (default: generate a key pair)")
+	centralURL := fs.String("central-url", "", "the URL stations reach central at")
+	out := fs.String("out", "", "enrollment file to write")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *station == "" || *centralURL == "" || *out == "" {
+		return errors.New("enroll: -station, -central-url and -out are required")
+	}
+	var pub ed25519.PublicKey
+	if *pubkey != "" {
+		b, err := base64.StdEncoding.DecodeString(*pubkey)
+		if err != nil || len(b) != ed25519.PublicKeySize {
+			return fmt.Errorf("enroll: -pubkey must be base64 of a %d-byte Ed25519 public key", ed25519.PublicKeySize)
+		}
+		pub = b
+	}
+	e, err := server.EnrollDataDir(ctx, *data, *centralURL, plume.StationID(*station), *name, pub, time.Now())
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("enroll: the data directory %s is in use by a running central; stop it first", *data)
+	} else if err != nil {
+		return fmt.Errorf("enroll: %s", plume.ErrorMessage(err)+detail(err))
+	}
+	b, err := server.EncodeEnrollment(e)
+	if err != nil {
+		return err
+	}
+	// The file may hold the station's private key.
+	if err := os.WriteFile(*out, b, 0o600); err != nil {
+		return fmt.Errorf("enroll: %w", err)
+	}
+	fmt.Fprintf(stdout, "enrolled station %s; enrollment written to %s\n", e.Station, *out)
+	return nil
+}
+
+// detail adds the raw error for errors without a plume code, since the
+// operator running the command needs it.
+func detail(err error) string {
+	if plume.ErrorCode(err) == plume.EINTERNAL {
+		return ": " + err.Error()
+	}
+	return ""
+}
+
+func runVerify(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	centralKey := fs.String("central-key", "", "pin central's Ed25519 public key, base64")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("verify: give exactly one PACKAGE.zip")
+	}
+	var opts evidence.VerifyOptions
+	if *centralKey != "" {
+		b, err := base64.StdEncoding.DecodeString(*centralKey)
+		if err != nil || len(b) != ed25519.PublicKeySize {
+			return fmt.Errorf("verify: -central-key must be base64 of a %d-byte Ed25519 public key", ed25519.PublicKeySize)
+		}
+		opts.CentralKey = b
+	}
+	f, err := os.Open(fs.Arg(0))
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	rep, err := evidence.Verify(f, fi.Size(), opts)
+	fmt.Fprint(stdout, rep)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "package %s verifies\n", rep.CaseNumber)
+	return nil
+}

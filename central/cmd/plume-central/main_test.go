@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/plume-emissions/plume"
+	"github.com/plume-emissions/plume/central/internal/fixture"
+)
+
+// syncBuffer is a bytes.Buffer safe for a goroutine writing and a test
+// reading.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var listening = regexp.MustCompile(`listening on (http://127\.0\.0\.1:[0-9]+)`)
+
+// serve runs "plume-central serve" on a free port and returns its URL and a
+// function that stops it and returns its error.
+func serve(t *testing.T, dir string) (string, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve", "-addr", "127.0.0.1:0", "-data", dir}, &out, &errOut) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if m := listening.FindStringSubmatch(out.String()); m != nil {
+			stop := sync.OnceValue(func() error { cancel(); return <-done })
+			t.Cleanup(func() { stop() })
+			return m[1], stop
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve exited: %v\n%s", err, errOut.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not start:\n%s", errOut.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestCommands(t *testing.T) {
+	dir := t.TempDir()
+	enrollment := filepath.Join(t.TempDir(), "station.json")
+	url, stop := serve(t, dir)
+
+	// enroll refuses quickly while central runs.
+	start := time.Now()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"enroll", "-data", dir, "-station", "GD-SZ-0001", "-central-url", url, "-out", enrollment}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "in use by a running central") {
+		t.Fatalf("enroll while running: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("enroll took %v to fail", d)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+
+	out.Reset()
+	if err := run(context.Background(), []string{"enroll", "-data", dir, "-station", "GD-SZ-0001", "-name", "north gantry", "-central-url", "http://placeholder:1", "-out", enrollment}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(enrollment)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("enrollment file %v %v", fi, err)
+	}
+	b, _ := os.ReadFile(enrollment)
+	e, err := plume.DecodeEnrollment(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := e.PrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	url, _ = serve(t, dir)
+	c := &fixture.Client{BaseURL: url, Station: e.Station, Key: key}
+	ev := fixture.NewEvidence(t, key, e.Station, time.Now(), 1, true, 2)
+	r, err := c.PutEvidence(ev)
+	if err != nil || r.Status != http.StatusCreated {
+		t.Fatalf("%s %v", r, err)
+	}
+	var created struct{ Case string }
+	r.JSON(&created)
+
+	// Wait for the package, then download it.
+	var pkg []byte
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		resp, err := http.Get(url + "/api/v1/cases/" + created.Case + "/package")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pkg, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("package never built: %d %s", resp.StatusCode, pkg)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	zipPath := filepath.Join(t.TempDir(), "case.zip")
+	os.WriteFile(zipPath, pkg, 0o600)
+
+	out.Reset()
+	if err := run(context.Background(), []string{"verify", "-central-key", e.CentralKey, zipPath}, &out, &errOut); err != nil {
+		t.Fatalf("verify: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"ok   central signature", "pinned central key", "ok   custody chain", "verifies"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("verify output lacks %q:\n%s", want, out.String())
+		}
+	}
+
+	// Pinning a key that is not central's fails.
+	out.Reset()
+	otherKey := plume.EncodeKey(fixture.Key("other").Public().(ed25519.PublicKey))
+	err = run(context.Background(), []string{"verify", "-central-key", otherKey, zipPath}, &out, &errOut)
+	if err == nil || !strings.Contains(out.String(), "FAIL central signature") {
+		t.Fatalf("wrong pinned key: %v\n%s", err, out.String())
+	}
+
+	// One changed byte of media fails verification.
+	i := bytes.Index(pkg, ev.Media[1].Data)
+	if i < 0 {
+		t.Fatal("media not stored verbatim in the zip")
+	}
+	pkg[i] ^= 0x20
+	os.WriteFile(zipPath, pkg, 0o600)
+	out.Reset()
+	err = run(context.Background(), []string{"verify", zipPath}, &out, &errOut)
+	if err == nil || !strings.Contains(out.String(), "FAIL") {
+		t.Fatalf("tampered package: %v\n%s", err, out.String())
+	}
+}
+
+func TestUsage(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), nil, &out, &errOut); err == nil || !strings.Contains(errOut.String(), "usage") {
+		t.Fatalf("no args: %v", err)
+	}
+	if err := run(context.Background(), []string{"frobnicate"}, &out, &errOut); err == nil || !strings.Contains(err.Error(), "unknown command") {
+		t.Fatalf("unknown command: %v", err)
+	}
+	if err := run(context.Background(), []string{"verify"}, &out, &errOut); err == nil {
+		t.Fatal("verify without a package succeeded")
+	}
+	if err := run(context.Background(), []string{"enroll", "-data", t.TempDir()}, &out, &errOut); err == nil || !strings.Contains(err.Error(), "required") {
+		t.Fatalf("enroll without flags: %v", err)
+	}
+}
