@@ -289,7 +289,7 @@ func parseData(data []byte) (Frame, error) {
 		case "Flag":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 || n > 255 {
-				return f, fmt.Errorf("Flag %q is not a number 0–255: %w", clip(v), ErrMalformed)
+				return f, fmt.Errorf("the Flag field %q is not a number 0–255: %w", clip(v), ErrMalformed)
 			}
 			f.Flag = n
 		default:

@@ -47,17 +47,6 @@ func (s *Spool) room() int64 {
 	return room
 }
 
-// headroom makes what room it can without knowing the size of the next item
-// and returns it (-1 when unlimited). It returns ErrFull when there is none.
-func (s *Spool) headroom(ctx context.Context) (int64, error) {
-	if err := s.ensureSpace(ctx, 1); err != nil {
-		return 0, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.room(), nil
-}
-
 // ensureSpace makes room for need more bytes, in order: remove delivered
 // files past their grace, compact plain pass records, remove delivered files
 // still within their grace. Unacknowledged evidence is never touched.
