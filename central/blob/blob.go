@@ -18,6 +18,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/plume-emissions/plume"
 	"github.com/plume-emissions/plume/central"
@@ -78,7 +79,9 @@ func (s *Store) Put(ctx context.Context, sum string, r io.Reader, size int64) (b
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return false, fmt.Errorf("put blob: %w", err)
 	}
-	if err := s.write(ctx, dst, sum, r, size); err != nil {
+	if err := s.write(ctx, dst, sum, r, size); errors.Is(err, syscall.ENOSPC) {
+		return false, plume.Errorf(plume.EUNAVAILABLE, "central's blob store is full; retry later")
+	} else if err != nil {
 		return false, fmt.Errorf("put blob %s: %w", sum[:12], err)
 	}
 	return true, nil

@@ -51,8 +51,8 @@ func TestPutEvidenceSmokeGrade(t *testing.T) {
 		{"NoCaseBelowGrade", 4, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			svc, st, s := newService(t)
-			svc = ingest.New(ingest.Config{Store: s, Blobs: mustBlobs(t), MinSmokeGrade: tc.minGrade})
+			_, st, s := newService(t)
+			svc := ingest.New(ingest.Config{Store: s, Blobs: mustBlobs(t), MinSmokeGrade: tc.minGrade})
 			p := fixture.Pass(stationID, fixture.Epoch, 1, false)
 			p.SmokeSeen = &plume.Smoke{Smoky: true, Grade: 3, Confidence: 0.9}
 			m := &plume.Manifest{Schema: plume.ManifestSchema, ID: plume.EvidenceID(p.ID), Station: stationID, CapturedAt: p.ReceivedAt, Pass: p}

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/plume-emissions/plume"
 	"github.com/plume-emissions/plume/central"
@@ -75,7 +76,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open store %s: %w", path, ErrLocked)
 	} else if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
@@ -482,8 +483,8 @@ func (s *Store) AppendCustody(ctx context.Context, id plume.CaseID, e central.Cu
 		prefix := []byte(string(id) + "\x00")
 		var last *central.CustodyEntry
 		c := b.Cursor()
-		k, v := c.Seek(custodyKey(id, 1<<62))
-		if k == nil {
+		var k, v []byte
+		if k, _ = c.Seek(custodyKey(id, 1<<62)); k == nil {
 			k, v = c.Last()
 		} else {
 			k, v = c.Prev()
