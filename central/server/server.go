@@ -125,7 +125,8 @@ type Server struct {
 
 // Open opens the data directory (creating it and central's key on first
 // use), starts listening on cfg.Addr, and starts serving and building
-// packages. Package builds left pending by an earlier run resume.
+// packages. Package builds left pending by an earlier run resume. ctx is
+// used only while opening; Close stops the server.
 func Open(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.fill()
 	s := &Server{cfg: cfg, logger: cfg.Logger.With("component", "server"), metrics: metrics.New()}
