@@ -1,0 +1,269 @@
+package main
+
+// The smoke and eval-smoke commands:
+//
+//	plume-edge smoke [-min-grade N] [-threshold S] IMAGE...   black smoke in stills, JSON
+//	plume-edge eval-smoke [-data DIR] [-scenes DIR]            accuracy on stills and generated video
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/plume-emissions/plume/edge/vision"
+)
+
+type smokeOutput struct {
+	Image string `json:"image"`
+	vision.SmokeResult
+	MS    float64 `json:"ms"`
+	Error string  `json:"error,omitempty"`
+}
+
+// runSmoke implements `plume-edge smoke IMAGE...`: one JSON object per
+// image on stdout. It works on stills, with no background model.
+func runSmoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("plume-edge smoke", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	minGrade := fs.Int("min-grade", 1, "Ringelmann grade a plume must reach to count (from the limit profile)")
+	threshold := fs.Float64("threshold", vision.DefaultSmokeThreshold, "plume score threshold, 0–1")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: plume-edge smoke [flags] IMAGE...")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return errors.New("smoke: name at least one image")
+	}
+	if *minGrade < 0 || *minGrade > 5 || *threshold < 0 || *threshold > 1 {
+		return errors.New("smoke: -min-grade must be 0–5 and -threshold 0–1")
+	}
+	opt := vision.SmokeOptions{MinGrade: *minGrade, Threshold: *threshold}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	failed := 0
+	for _, path := range fs.Args() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		t0 := time.Now()
+		out := smokeOutput{Image: path}
+		res, err := smokeFile(path, opt)
+		if err != nil {
+			out.Error = err.Error()
+			out.Boxes = []vision.SmokeBox{}
+			failed++
+		} else {
+			out.SmokeResult = res
+		}
+		out.MS = float64(time.Since(t0).Microseconds()) / 1000
+		if err := enc.Encode(out); err != nil {
+			return fmt.Errorf("smoke: %w", err)
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("smoke: %d of %d image(s) failed", failed, fs.NArg())
+	}
+	return nil
+}
+
+func smokeFile(path string, opt vision.SmokeOptions) (vision.SmokeResult, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return vision.SmokeResult{}, err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, vision.MaxImageBytes+1))
+	f.Close()
+	if err != nil {
+		return vision.SmokeResult{}, err
+	}
+	return vision.DetectSmokeImage(data, opt)
+}
+
+// stillsReport is the stills part of eval-smoke.
+type stillsReport struct {
+	Definitions map[string]string `json:"definitions"`
+	Sets        []stillsSet       `json:"sets"`
+	Total       stillsSet         `json:"total"`
+}
+
+type stillsSet struct {
+	Set       string  `json:"set"`
+	Positives int     `json:"positives"` // labelled smoky
+	Negatives int     `json:"negatives"` // labelled clean
+	TP        int     `json:"tp"`
+	FP        int     `json:"fp"`
+	FN        int     `json:"fn"`
+	TN        int     `json:"tn"`
+	Errors    int     `json:"errors"`
+	Precision float64 `json:"precision"`
+	Recall    float64 `json:"recall"`
+	F1        float64 `json:"f1"`
+	MSPerImg  float64 `json:"ms_per_image"`
+	totalMS   float64
+}
+
+func (s *stillsSet) add(o stillsSet) {
+	s.Positives += o.Positives
+	s.Negatives += o.Negatives
+	s.TP += o.TP
+	s.FP += o.FP
+	s.FN += o.FN
+	s.TN += o.TN
+	s.Errors += o.Errors
+	s.totalMS += o.totalMS
+}
+
+func (s *stillsSet) finish() {
+	s.Precision = ratio(s.TP, s.TP+s.FP)
+	s.Recall = ratio(s.TP, s.TP+s.FN)
+	if s.Precision+s.Recall > 0 {
+		s.F1 = 2 * s.Precision * s.Recall / (s.Precision + s.Recall)
+	}
+	s.MSPerImg = s.totalMS / float64(max(1, s.Positives+s.Negatives))
+}
+
+func ratio(a, n int) float64 {
+	if n == 0 {
+		return 0
+	}
+	return float64(a) / float64(n)
+}
+
+var stillsDefinitions = map[string]string{
+	"unit":      "one image; predicted smoky when `plume-edge smoke` says smoky (a plume with score >= threshold and Ringelmann grade >= min-grade)",
+	"positive":  "smoke/web (every image has a smoke box), smoke/overpass-video and smoke/cctv images with a class-1 (smoky vehicle) box",
+	"negative":  "plates/tollbooth and plates/ccpd (vehicles without smoke), and smoke-folder images without a class-1 box",
+	"precision": "TP / (TP + FP)",
+	"recall":    "TP / (TP + FN)",
+	"f1":        "2 * precision * recall / (precision + recall)",
+	"errors":    "images that could not be decoded; counted as predicted clean",
+}
+
+// evalStills runs the detector over the labelled stills under data.
+func evalStills(ctx context.Context, data string, opt vision.SmokeOptions, stderr io.Writer) (*stillsReport, error) {
+	stills, err := vision.SmokeStills(data)
+	if err != nil {
+		return nil, err
+	}
+	bySet := map[string]*stillsSet{}
+	var order []string
+	for i, s := range stills {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		st := bySet[s.Set]
+		if st == nil {
+			st = &stillsSet{Set: s.Set}
+			bySet[s.Set] = st
+			order = append(order, s.Set)
+		}
+		t0 := time.Now()
+		res, err := smokeFile(s.Path, opt)
+		st.totalMS += float64(time.Since(t0).Microseconds()) / 1000
+		if err != nil {
+			st.Errors++
+		}
+		pred := err == nil && res.Smoky
+		switch {
+		case s.Smoky:
+			st.Positives++
+		default:
+			st.Negatives++
+		}
+		switch {
+		case pred && s.Smoky:
+			st.TP++
+		case pred:
+			st.FP++
+		case s.Smoky:
+			st.FN++
+		default:
+			st.TN++
+		}
+		if (i+1)%50 == 0 || i+1 == len(stills) {
+			fmt.Fprintf(stderr, "eval-smoke: stills %d/%d\n", i+1, len(stills))
+		}
+	}
+	rep := &stillsReport{Definitions: stillsDefinitions, Total: stillsSet{Set: "total"}}
+	for _, name := range order {
+		st := bySet[name]
+		rep.Total.add(*st)
+		st.finish()
+		rep.Sets = append(rep.Sets, *st)
+	}
+	rep.Total.finish()
+	return rep, nil
+}
+
+// findSharedData looks for ../shared/data above the working directory.
+func findSharedData() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return filepath.Join("..", "shared", "data")
+	}
+	for {
+		p := filepath.Join(dir, "..", "shared", "data")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return filepath.Join("..", "shared", "data")
+		}
+		dir = parent
+	}
+}
+
+// runSmokeEval implements `plume-edge eval-smoke`: precision, recall and F1
+// on the labelled stills, and, with -scenes, detection rate, false alarms
+// per hour of clean traffic, grade error and plate read rate on generated
+// video. It prints a JSON report on stdout and progress on stderr.
+func runSmokeEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("plume-edge eval-smoke", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", "", "shared data folder (default: ../shared/data above the working directory)")
+	scenes := fs.String("scenes", "", "folder of generated scenes (clips + ground truth) to evaluate; empty skips video")
+	stills := fs.Bool("stills", true, "evaluate the labelled stills")
+	minGrade := fs.Int("min-grade", 1, "Ringelmann grade a plume must reach to count")
+	threshold := fs.Float64("threshold", vision.DefaultSmokeThreshold, "plume score threshold, 0–1")
+	plateModel := fs.String("plate-model", "", "plate recogniser for the plate read rate (default: "+defaultPlateModel+" when present)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	opt := vision.SmokeOptions{MinGrade: *minGrade, Threshold: *threshold}
+	out := map[string]any{}
+	if *stills {
+		dir := *data
+		if dir == "" {
+			dir = findSharedData()
+		}
+		rep, err := evalStills(ctx, dir, opt, stderr)
+		if err != nil {
+			return fmt.Errorf("eval-smoke: %w", err)
+		}
+		out["stills"] = rep
+	}
+	if *scenes != "" {
+		_ = plateModel
+		return errors.New("eval-smoke: -scenes is not implemented yet")
+	}
+	if len(out) == 0 {
+		return errors.New("eval-smoke: nothing to evaluate")
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(out); err != nil {
+		return fmt.Errorf("eval-smoke: %w", err)
+	}
+	return nil
+}
