@@ -1,5 +1,5 @@
 # A few honest targets. The README's two commands are deploy/demo and deploy/test.
-.PHONY: demo test lint bench fuzz build
+.PHONY: demo test build lint bench fuzz
 
 demo:
 	deploy/demo
@@ -8,16 +8,26 @@ test:
 	deploy/test
 
 build:
+	mkdir -p bin
 	go build -o bin/ ./edge/cmd/... ./central/cmd/...
 	CGO_ENABLED=0 go build ./central/...
 
 lint:
-	gofmt -l . | (! grep .)
+	@test -z "$$(gofmt -l .)" || (gofmt -l . && false)
 	go vet ./...
+	go tool staticcheck ./...
 
+# Benchmarks of the hot paths; compare runs with benchstat.
 bench:
-	go test -run '^$$' -bench . -benchtime 2s ./...
+	go test -run '^$$' -bench . -benchtime 1x ./edge/agent/
+	go test -run '^$$' -bench . ./edge/spool/ ./edge/uplink/ ./edge/analyser/ ./central/ingest/ ./edge/vision/
 
-# Short fuzzing of every parser of outside input.
+# Every fuzz target for FUZZTIME each (go test -fuzz takes one target at a time).
+FUZZTIME ?= 20s
 fuzz:
-	go test -run '^$$' -fuzz FuzzDecodeManifest -fuzztime 30s .
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
+	  dir=$$(dirname $$f); \
+	  for t in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$f | cut -d' ' -f2); do \
+	    echo "== $$dir $$t"; go test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$dir; \
+	  done; \
+	done
