@@ -194,11 +194,11 @@ type workFrame struct {
 
 // newWorkFrame shrinks img to at most side pixels on its long side.
 func newWorkFrame(img gocv.Mat, side int) (*workFrame, error) {
-	if err := checkBGR(img); err != nil {
+	if err := checkFrame(img); err != nil {
 		return nil, err
 	}
 	if img.Cols() < 16 || img.Rows() < 16 {
-		return nil, fmt.Errorf("%w: %dx%d is too small for smoke detection", ErrEmptyImage, img.Cols(), img.Rows())
+		return nil, fmt.Errorf("%w: %dx%d is too small for smoke detection", ErrBadFrame, img.Cols(), img.Rows())
 	}
 	scale := float64(max(img.Cols(), img.Rows())) / float64(side)
 	w, h := img.Cols(), img.Rows()
@@ -214,11 +214,11 @@ func newWorkFrame(img gocv.Mat, side int) (*workFrame, error) {
 		scale = 1
 	}
 	if !src.IsContinuous() {
-		return nil, fmt.Errorf("%w: non-continuous mat", ErrImageFormat)
+		return nil, fmt.Errorf("%w: non-continuous mat", ErrBadFrame)
 	}
 	b := src.ToBytes()
 	if len(b) != w*h*3 {
-		return nil, fmt.Errorf("%w: %d bytes for %dx%d", ErrImageFormat, len(b), w, h)
+		return nil, fmt.Errorf("%w: %d bytes for %dx%d", ErrBadFrame, len(b), w, h)
 	}
 	f := &workFrame{w: w, h: h, scale: float64(img.Cols()) / float64(w), bgr: b,
 		y: make([]float32, w*h), g: make([]byte, w*h), sat: make([]float32, w*h)}
@@ -458,10 +458,10 @@ func DetectSmoke(img gocv.Mat, opt SmokeOptions) (SmokeResult, error) {
 	return verdict(f, feats, opt), nil
 }
 
-// DetectSmokeImage decodes JPEG or PNG data (see DecodeImage) and looks for
+// DetectSmokeImage decodes JPEG or PNG data and looks for
 // black smoke in it.
 func DetectSmokeImage(data []byte, opt SmokeOptions) (SmokeResult, error) {
-	img, err := DecodeImage(data)
+	img, err := decodeFrame(data)
 	defer img.Close()
 	if err != nil {
 		return SmokeResult{}, fmt.Errorf("detect smoke: %w", err)

@@ -81,7 +81,7 @@ func smokeFile(path string, opt vision.SmokeOptions) (vision.SmokeResult, error)
 	if err != nil {
 		return vision.SmokeResult{}, err
 	}
-	data, err := io.ReadAll(io.LimitReader(f, vision.MaxImageBytes+1))
+	data, err := io.ReadAll(io.LimitReader(f, 32<<20+1))
 	f.Close()
 	if err != nil {
 		return vision.SmokeResult{}, err
@@ -236,7 +236,7 @@ func runSmokeEval(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	stills := fs.Bool("stills", true, "evaluate the labelled stills")
 	minGrade := fs.Int("min-grade", 1, "Ringelmann grade a plume must reach to count")
 	threshold := fs.Float64("threshold", vision.DefaultSmokeThreshold, "plume score threshold, 0–1")
-	plateModel := fs.String("plate-model", "", "plate recogniser for the plate read rate (default: "+defaultPlateModel+" when present)")
+	plateModel := fs.String("plate-model", "", "plate recogniser ONNX for the plate read rate (empty: no plate reading)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
