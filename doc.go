@@ -15,5 +15,9 @@
 //   - verdict.go: VSP, validity windows and the explained verdict.
 //   - evidence.go: the signed evidence manifest and media references.
 //   - record.go: the compact records every pass produces.
+//   - pass.go: a pass (reading + plate + smoke + verdict), plates, smoke.
+//   - plate.go: the GA 36 plate grammar.
+//   - enrollment.go: the file central hands an enrolled station.
+//   - auth.go: per-request station signatures (edge signs, central verifies).
 //   - errors.go: coded errors shared by APIs.
 package plume
