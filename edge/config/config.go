@@ -41,6 +41,76 @@ type Station struct {
 	Spool       Spool                 `yaml:"spool"`
 	Uplink      Uplink                `yaml:"uplink"`
 	MetricsAddr string                `yaml:"metrics_addr"`
+	Cameras     []Camera              `yaml:"cameras"` // optional; none means analyser-only
+}
+
+// Camera is one roadside camera. Coordinates are pixels of the camera's
+// full frame.
+type Camera struct {
+	Name   string `yaml:"name"`
+	Role   string `yaml:"role"`   // "plate", "smoke" or "both"
+	Source string `yaml:"source"` // rtsp://…, http://…, a video file, or a device number
+	Width  int    `yaml:"width"`
+	Height int    `yaml:"height"`
+	FPS    int    `yaml:"fps"`
+	// LaneX are the lane boundaries across the frame, left to right:
+	// lane n (1-based) lies between LaneX[n-1] and LaneX[n].
+	LaneX []int `yaml:"lane_x"`
+	// Lanes are the station's lane numbers the camera sees, one per
+	// interval of LaneX.
+	Lanes []int `yaml:"lanes"`
+	// ROI is the region of interest, a polygon of at least 3 points.
+	ROI [][2]int `yaml:"roi"`
+	// TriggerY is the trigger line's height in the frame.
+	TriggerY int `yaml:"trigger_y"`
+	// ClipBefore and ClipAfter are the seconds of video kept before and
+	// after a pass for the evidence clip.
+	ClipBefore time.Duration `yaml:"clip_before"`
+	ClipAfter  time.Duration `yaml:"clip_after"`
+	Mounting   string        `yaml:"mounting"` // notes: height, angle, direction
+}
+
+// Validate checks one camera entry.
+func (c *Camera) Validate() error {
+	bad := func(format string, args ...any) error {
+		return plume.Errorf(plume.EINVALID, "camera %q: %s", c.Name, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case c.Name == "":
+		return plume.Errorf(plume.EINVALID, "camera: name is required")
+	case c.Role != "plate" && c.Role != "smoke" && c.Role != "both":
+		return bad("role must be plate, smoke or both, not %q", c.Role)
+	case c.Source == "":
+		return bad("source is required")
+	case c.Width < 320 || c.Width > 7680 || c.Height < 240 || c.Height > 4320:
+		return bad("frame size %dx%d out of range", c.Width, c.Height)
+	case c.FPS < 1 || c.FPS > 60:
+		return bad("fps %d out of range 1–60", c.FPS)
+	case len(c.LaneX) < 2 || len(c.Lanes) != len(c.LaneX)-1:
+		return bad("lane_x needs at least 2 boundaries and lanes one number per interval")
+	case c.TriggerY <= 0 || c.TriggerY >= c.Height:
+		return bad("trigger_y %d outside the frame", c.TriggerY)
+	case c.ClipBefore < 0 || c.ClipAfter < 0 || c.ClipBefore+c.ClipAfter > 30*time.Second:
+		return bad("clip_before + clip_after must be 0–30 s")
+	case len(c.ROI) != 0 && len(c.ROI) < 3:
+		return bad("roi needs at least 3 points")
+	}
+	for i, x := range c.LaneX {
+		if x < 0 || x > c.Width || (i > 0 && x <= c.LaneX[i-1]) {
+			return bad("lane_x must increase within the frame width")
+		}
+	}
+	for _, l := range c.Lanes {
+		if l < 1 || l > 16 {
+			return bad("lane %d out of range 1–16", l)
+		}
+	}
+	for _, p := range c.ROI {
+		if p[0] < 0 || p[0] > c.Width || p[1] < 0 || p[1] > c.Height {
+			return bad("roi point %v outside the frame", p)
+		}
+	}
+	return nil
 }
 
 // Analyser says how the edge talks to the remote-sensing analyser.
@@ -169,6 +239,16 @@ func (s *Station) Validate() error {
 		}
 	default:
 		return plume.Errorf(plume.EINVALID, "analyser.transport must be listen, dial or serial, not %q", s.Analyser.Transport)
+	}
+	names := map[string]bool{}
+	for i := range s.Cameras {
+		if err := s.Cameras[i].Validate(); err != nil {
+			return err
+		}
+		if names[s.Cameras[i].Name] {
+			return plume.Errorf(plume.EINVALID, "camera %q listed twice", s.Cameras[i].Name)
+		}
+		names[s.Cameras[i].Name] = true
 	}
 	for fuel := range s.Profiles {
 		if fuel != plume.FuelPetrol && fuel != plume.FuelDiesel {

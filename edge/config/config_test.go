@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/plume-emissions/plume"
 	"github.com/plume-emissions/plume/edge/config"
@@ -149,5 +150,32 @@ func TestLoadAbsoluteReferences(t *testing.T) {
 	}
 	if l.Profiles.For(plume.FuelDiesel) == nil {
 		t.Fatal("diesel profile not loaded from an absolute path")
+	}
+}
+
+func TestCameraValidate(t *testing.T) {
+	ok := config.Camera{Name: "rear", Role: "smoke", Source: "clip.mp4", Width: 1280, Height: 720, FPS: 25,
+		LaneX: []int{100, 600, 1100}, Lanes: []int{1, 2}, TriggerY: 400}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("OK: %v", err)
+	}
+	for name, mut := range map[string]func(c *config.Camera){
+		"ErrRole":      func(c *config.Camera) { c.Role = "radar" },
+		"ErrLanes":     func(c *config.Camera) { c.Lanes = []int{1} },
+		"ErrLaneOrder": func(c *config.Camera) { c.LaneX = []int{600, 100, 1100} },
+		"ErrTrigger":   func(c *config.Camera) { c.TriggerY = 720 },
+		"ErrClip":      func(c *config.Camera) { c.ClipAfter = time.Minute },
+		"ErrROI":       func(c *config.Camera) { c.ROI = [][2]int{{0, 0}, {5000, 0}, {0, 5}} },
+		"ErrNoSource":  func(c *config.Camera) { c.Source = "" },
+		"ErrFrameSize": func(c *config.Camera) { c.Width = 10 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := ok
+			c.LaneX = append([]int(nil), ok.LaneX...)
+			mut(&c)
+			if err := c.Validate(); err == nil {
+				t.Fatal("accepted")
+			}
+		})
 	}
 }

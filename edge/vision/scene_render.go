@@ -28,13 +28,13 @@ import (
 
 // Scene case names: what a scene is built to test.
 const (
-	SceneSmoky    = "smoky"    // black-smoke vehicles among clean ones
-	SceneShadows  = "shadows"  // low sun: long, hard vehicle shadows; dark vehicles
-	SceneWet      = "wet"      // wet and stained road, tree shadows, water spray
-	SceneDust     = "dust"     // light dust and light (grade-0) smoke
-	SceneLight    = "light"    // changing light: clouds passing
-	SceneNight    = "night"    // night: dark road, headlights and tail lights
-	SceneMixed    = "mixed"    // a little of everything, for the demo
+	SceneSmoky   = "smoky"   // black-smoke vehicles among clean ones
+	SceneShadows = "shadows" // low sun: long, hard vehicle shadows; dark vehicles
+	SceneWet     = "wet"     // wet and stained road, tree shadows, water spray
+	SceneDust    = "dust"    // light dust and light (grade-0) smoke
+	SceneLight   = "light"   // changing light: clouds passing
+	SceneNight   = "night"   // night: dark road, headlights and tail lights
+	SceneMixed   = "mixed"   // a little of everything, for the demo
 )
 
 // SceneSpec describes a scene to render. Render is deterministic in Seed.

@@ -27,7 +27,7 @@ package vision
 // plume: appearance in one frame combined with persistence over time.
 //
 // The grade is the Ringelmann grade of the plume's blackness against the
-// background model: the 80th percentile of 1 − Y/(gain·Ybg) over the plume
+// background model: the 95th percentile of 1 − Y/(gain·Ybg) over the plume
 // pixels (the dense part of the plume; the thin edges would understate
 // it), median over the frames that show it.
 //
@@ -60,25 +60,25 @@ type TrackerConfig struct {
 
 // VehicleTrack is a tracked vehicle and what was seen of it.
 type VehicleTrack struct {
-	ID        int64           `json:"id"`
-	Lane      int             `json:"lane"` // 0 when outside every lane
-	Crossed   bool            `json:"crossed"`
-	CrossedAt time.Time       `json:"crossed_at"`
-	Box       image.Rectangle `json:"box"` // last box, full-frame pixels
-	CrossBox  image.Rectangle `json:"cross_box"`
-	Frames    int             `json:"frames"`
-	Plume     int             `json:"plume_frames"` // frames that showed a plume
-	Smoky     bool            `json:"smoky"`
-	Grade     int             `json:"grade"`
-	Blackness float64         `json:"blackness"`
-	Confidence float64        `json:"confidence"`
+	ID         int64           `json:"id"`
+	Lane       int             `json:"lane"` // 0 when outside every lane
+	Crossed    bool            `json:"crossed"`
+	CrossedAt  time.Time       `json:"crossed_at"`
+	Box        image.Rectangle `json:"box"` // last box, full-frame pixels
+	CrossBox   image.Rectangle `json:"cross_box"`
+	Frames     int             `json:"frames"`
+	Plume      int             `json:"plume_frames"` // frames that showed a plume
+	Smoky      bool            `json:"smoky"`
+	Grade      int             `json:"grade"`
+	Blackness  float64         `json:"blackness"`
+	Confidence float64         `json:"confidence"`
 	// SmokeBox is the plume's box in the frame where it was densest.
-	SmokeBox   image.Rectangle `json:"smoke_box"`
-	SmokeAt    time.Time       `json:"smoke_at"`
-	blackness  []float64
-	lost       int
-	cx, cy     float64
-	bestBlack  float64
+	SmokeBox  image.Rectangle `json:"smoke_box"`
+	SmokeAt   time.Time       `json:"smoke_at"`
+	blackness []float64
+	lost      int
+	cx, cy    float64
+	bestBlack float64
 }
 
 // TrackerStats count what a tracker has seen.
@@ -332,7 +332,7 @@ func (t *SmokeTracker) smoke(tr *VehicleTrack, f *workFrame, rel []float32, movi
 		return
 	}
 	slices.Sort(black)
-	p80 := black[len(black)*8/10]
+	p80 := black[len(black)*95/100] // the dense core
 	spread := p80 - black[len(black)/5]
 	meanB := contrast / float64(len(black))
 	// Edge softness: boundary gradient (sRGB levels) per unit of darkness
