@@ -33,6 +33,7 @@ import (
 	"github.com/plume-emissions/plume/central/api"
 	"github.com/plume-emissions/plume/central/blob"
 	"github.com/plume-emissions/plume/central/ingest"
+	liveview "github.com/plume-emissions/plume/central/live"
 	"github.com/plume-emissions/plume/central/metrics"
 	"github.com/plume-emissions/plume/central/packer"
 	"github.com/plume-emissions/plume/central/store"
@@ -61,8 +62,12 @@ type Config struct {
 	// ShutdownTimeout bounds how long Close waits for requests in flight
 	// (default 30 s).
 	ShutdownTimeout time.Duration
-	Logger          *slog.Logger
-	Now             func() time.Time
+	// Live configures live view (central/live): STUN URLs, the built-in
+	// TURN relay and relay-only mode. Officers are authorised by
+	// Live.Authorizer, or else by the admin token in DataDir/live.token.
+	Live   LiveConfig
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // NewConfig returns the defaults.
@@ -116,6 +121,8 @@ type Server struct {
 	packer  *packer.Packer
 	ln      net.Listener
 	http    *http.Server
+	live    *liveview.Hub
+	turn    *liveview.TURN
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -153,8 +160,14 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		Store: s.store, Blobs: s.blobs, Ingest: svc, Metrics: s.metrics,
 		Logger: cfg.Logger, Now: cfg.Now, AllowedSkew: cfg.AllowedSkew,
 	})
+	mux, err := s.openLive(handler)
+	if err != nil {
+		ln.Close()
+		s.store.Close()
+		return nil, err
+	}
 	s.http = &http.Server{
-		Handler:           handler,
+		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.With("component", "http").Handler(), slog.LevelWarn),
@@ -333,6 +346,7 @@ func (s *Server) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 		defer cancel()
 		var errs []error
+		s.closeLive()
 		if err := s.http.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("shutdown http: %w", err))
 			s.http.Close()
