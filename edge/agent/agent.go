@@ -57,6 +57,7 @@ type Config struct {
 	// UplinkPoll and UplinkBackoffMax tune delivery (zero: uplink defaults).
 	UplinkPoll       time.Duration
 	UplinkBackoffMax time.Duration
+	Live             LiveConfig // live view (live.go)
 }
 
 // Agent is a running edge agent.
@@ -75,6 +76,7 @@ type Agent struct {
 
 	metrics *http.Server
 	metAddr net.Addr
+	live    *liveView
 
 	cancelIntake context.CancelFunc
 	intakeDone   chan struct{}
@@ -159,6 +161,10 @@ func Open(ctx context.Context, cfg Config) (*Agent, error) {
 		a.Close()
 		return nil, err
 	}
+	if err := a.startLive(ctx, key); err != nil {
+		a.Close()
+		return nil, err
+	}
 	a.log.Info("edge agent started", "analyser", a.AnalyserAddr(), "protocol", st.Analyser.Protocol,
 		"transport", st.Analyser.Transport, "central", cfg.Enrollment.CentralURL, "config_hash", st.Hash)
 	return a, nil
@@ -216,6 +222,7 @@ func (a *Agent) handle(ctx context.Context, m analyser.Message) error {
 		if err != nil {
 			return err
 		}
+		a.publishPass(p)
 		if p.Verdict.Outcome == plume.OutcomeExceed {
 			a.log.Info("violation candidate captured", "pass", p.ID, "verdict", p.Verdict.Summary)
 		}
@@ -284,6 +291,7 @@ func (a *Agent) Spool() *spool.Spool { return a.spool }
 // central within FlushTimeout, then close the spool.
 func (a *Agent) Close() error {
 	a.closeOnce.Do(func() {
+		a.stopLive()
 		if a.cancelIntake != nil {
 			a.cancelIntake()
 			if a.server != nil {
