@@ -1,12 +1,14 @@
 // Package firmwareconfig embeds Plume's shipped configuration data — station
 // files, limit profiles and analyser device profiles — so that the binaries
 // run on these defaults with nothing else installed. The files themselves
-// are the documentation of the formats; edge/config loads and checks them.
+// are the documentation of the formats; edge/config loads and checks them,
+// and central/integrity loads the integrity rules.
 package firmwareconfig
 
 import "embed"
 
-// FS holds stations/*.yaml, profiles/*.yaml and devices/*.yaml.
+// FS holds stations/*.yaml, profiles/*.yaml, devices/*.yaml and
+// integrity/*.yaml (central's data-integrity rules).
 //
-//go:embed stations/*.yaml profiles/*.yaml devices/*.yaml
+//go:embed stations/*.yaml profiles/*.yaml devices/*.yaml integrity/*.yaml
 var FS embed.FS

@@ -23,6 +23,9 @@ type GeneratorConfig struct {
 	// and advancing by random headways, so a seed alone fixes the stream.
 	Now   func() time.Time
 	Start time.Time // [2026-11-28T00:00:00Z]
+	// Tamper, when set, falsifies the stream the way a cheating station
+	// would (tamper.go); the rules at central must catch it.
+	Tamper *Tamper
 }
 
 // Event is one record the analyser would send. Exactly one of Reading,
@@ -99,7 +102,7 @@ func (g *Generator) Next() Event {
 		g.queue = g.queue[1:]
 		return ev
 	}
-	ev := g.pass()
+	ev := g.tamperedPass()
 	if g.passes%g.cfg.StatusEvery == 0 {
 		g.queue = append(g.queue, g.status())
 	}
