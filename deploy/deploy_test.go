@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -475,5 +476,51 @@ func TestTestCommandInstallsServers(t *testing.T) {
 	}
 	if !regexp.MustCompile(`(?m)^\s+postgresql\s`).Match(boot) {
 		t.Error("bootstrap does not install postgresql for the test servers")
+	}
+}
+
+// TestTestCommandBuildsMinIOOnce runs deploy/test's MinIO section with a
+// stand-in go on PATH: the first run builds into the cache, the second
+// finds it and builds nothing.
+func TestTestCommandBuildsMinIOOnce(t *testing.T) {
+	b, err := os.ReadFile("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := string(b)
+	from, to := strings.Index(script, "MINIO_VERSION="), strings.Index(script, "export PLUME_REQUIRE_SERVERS=1")
+	if from < 0 || to < from {
+		t.Fatal("deploy/test has no MinIO section")
+	}
+	dir := t.TempDir()
+	section := filepath.Join(dir, "section.sh")
+	body := "set -euo pipefail\n" + script[from:to] + "echo \"bin=$PLUME_MINIO_BIN\"\n"
+	if err := os.WriteFile(section, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fakeBin := filepath.Join(dir, "fakebin")
+	os.Mkdir(fakeBin, 0o755)
+	goLog := filepath.Join(dir, "go.log")
+	fakeGo := "#!/bin/sh\necho \"GOBIN=$GOBIN $*\" >> " + goLog + "\nmkdir -p \"$GOBIN\" && printf '#!/bin/sh\\n' > \"$GOBIN/minio\" && chmod +x \"$GOBIN/minio\"\n"
+	if err := os.WriteFile(filepath.Join(fakeBin, "go"), []byte(fakeGo), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cache := filepath.Join(dir, "cache")
+	env := append(os.Environ(), "PATH="+fakeBin+":"+os.Getenv("PATH"), "XDG_CACHE_HOME="+cache)
+	for run := 1; run <= 2; run++ {
+		cmd := exec.Command("bash", section)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("run %d: %v\n%s", run, err, out)
+		}
+		if want := "bin=" + filepath.Join(cache, "plume", "bin", "minio"); !strings.Contains(string(out), want) {
+			t.Fatalf("run %d: output lacks %q:\n%s", run, want, out)
+		}
+	}
+	calls, _ := os.ReadFile(goLog)
+	lines := strings.Split(strings.TrimSpace(string(calls)), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], "install github.com/minio/minio@v") {
+		t.Fatalf("go calls over two runs:\n%s\nwant one pinned go install", calls)
 	}
 }

@@ -136,7 +136,10 @@ type MinIO struct {
 // MinIOBinary returns the path of the MinIO server binary, or "".
 func MinIOBinary() string {
 	if p := os.Getenv("PLUME_MINIO_BIN"); p != "" {
-		return p
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			return p
+		}
+		return ""
 	}
 	if p, err := exec.LookPath("minio"); err == nil {
 		return p
@@ -222,7 +225,10 @@ type Postgres struct {
 // PostgresBinDir returns the directory holding initdb and postgres, or "".
 func PostgresBinDir() string {
 	if d := os.Getenv("PLUME_PG_BIN"); d != "" {
-		return d
+		if _, err := os.Stat(filepath.Join(d, "postgres")); err == nil {
+			return d
+		}
+		return ""
 	}
 	if p, err := exec.LookPath("initdb"); err == nil {
 		if q, err := exec.LookPath("postgres"); err == nil {
