@@ -235,13 +235,19 @@ func (d *suddenJump) hourClosed(s *Stream, start time.Time) {
 		if len(js.hist) >= d.p.BaselineHours/2 {
 			meds := make([]float64, len(js.hist))
 			sigs := make([]float64, len(js.hist))
+			ns := make([]float64, len(js.hist))
 			for i, h := range js.hist {
-				meds[i], sigs[i] = h.median, h.sigma
+				meds[i], sigs[i], ns[i] = h.median, h.sigma, float64(h.n)
 			}
 			base := median(meds)
-			tau := robustSigma(meds, base)
 			pooled := median(sigs)
-			se := math.Sqrt(math.Pow(1.2533*pooled/math.Sqrt(float64(n)), 2) + tau*tau)
+			// The spread of past hourly medians is sampling noise plus real
+			// hour-to-hour variation; only the latter adds to this hour's
+			// own sampling noise.
+			spread := robustSigma(meds, base)
+			noise := 1.2533 * pooled / math.Sqrt(median(ns))
+			tau2 := math.Max(0, spread*spread-noise*noise)
+			se := math.Sqrt(math.Pow(1.2533*pooled/math.Sqrt(float64(n)), 2) + tau2)
 			shift := m - base
 			z := math.Abs(shift) / se
 			jump := z >= d.p.Z && math.Abs(math.Expm1(shift)) >= d.p.MinChange

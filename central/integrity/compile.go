@@ -118,7 +118,7 @@ func compileRule(r *Rule) (detectorFactory, error) {
 			return &ratioAnomaly{base: base{rs}, p: p}
 		}, nil
 	case KindSuddenJump:
-		p := jumpParams{Fields: fieldNames, BaselineHours: 24, MinPasses: 30, Z: 6, MinChange: 0.3}
+		p := jumpParams{Fields: fieldNames, BaselineHours: 24, MinPasses: 30, Z: 5, MinChange: 0.3}
 		if err := decodeParams(&r.Params, &p); err != nil {
 			return nil, err
 		}
