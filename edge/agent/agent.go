@@ -58,6 +58,8 @@ type Config struct {
 	UplinkPoll       time.Duration
 	UplinkBackoffMax time.Duration
 	Live             LiveConfig // live view (live.go)
+	// Cameras tunes the station's cameras, when it has any (camera.go).
+	Cameras CameraOptions
 }
 
 // Agent is a running edge agent.
@@ -68,6 +70,7 @@ type Agent struct {
 	uplink  *uplink.Uplink
 	capture *Capture
 	quar    *analyser.QuarantineFile
+	cameras *cameraSet
 
 	server *analyser.Server
 	client *analyser.Client
@@ -143,6 +146,15 @@ func Open(ctx context.Context, cfg Config) (*Agent, error) {
 		Station: st.Station.Station, Profiles: st.Profiles, Key: key, Outbox: a.spool,
 		Software: Version, Now: cfg.Now,
 		ClockOffset: func() time.Duration { d, _ := a.uplink.ClockOffset(); return d },
+	}
+
+	if a.cameras, err = openCameras(ctx, st, cfg.Cameras, cfg.Logger); err != nil {
+		a.quar.Close()
+		a.spool.Close()
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	if a.cameras != nil {
+		a.capture.Cameras = a.cameras
 	}
 
 	a.uplinkDone = make(chan struct{})
@@ -298,6 +310,9 @@ func (a *Agent) Close() error {
 				a.server.Close()
 			}
 			<-a.intakeDone
+		}
+		if a.cameras != nil {
+			a.cameras.Close()
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), a.cfg.FlushTimeout)
 		if err := a.uplink.Flush(ctx); err != nil {

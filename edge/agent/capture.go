@@ -34,6 +34,9 @@ type Capture struct {
 	// ClockOffset returns the edge clock's offset from the reference
 	// (central's Date headers), for the manifest. May be nil.
 	ClockOffset func() time.Duration
+	// Cameras, when set, attaches the cameras' plate and smoke verdict to
+	// each pass and adds their media to its evidence (camera.go).
+	Cameras Cameras
 
 	counts CaptureStats
 }
@@ -63,12 +66,16 @@ func (c *Capture) Pass(ctx context.Context, r *plume.Reading, raw []byte) (*plum
 		Verdict:    plume.Assess(r, profile),
 		ReceivedAt: now,
 	}
+	var media MediaFunc
+	if c.Cameras != nil {
+		media = c.Cameras.Fuse(ctx, pass)
+	}
 	minGrade := 0
 	if profile != nil {
 		minGrade = profile.Smoke.MinGrade
 	}
 	if pass.Violation(minGrade) {
-		if err := c.evidence(ctx, pass, raw, now); err != nil {
+		if err := c.evidence(ctx, pass, raw, now, media); err != nil {
 			return nil, err
 		}
 		c.counts.Violations.Add(1)
@@ -87,7 +94,7 @@ func (c *Capture) Pass(ctx context.Context, r *plume.Reading, raw []byte) (*plum
 	return pass, nil
 }
 
-func (c *Capture) evidence(ctx context.Context, pass *plume.Pass, raw []byte, now time.Time) error {
+func (c *Capture) evidence(ctx context.Context, pass *plume.Pass, raw []byte, now time.Time, media MediaFunc) error {
 	sha, size, err := c.Outbox.PutMedia(ctx, bytes.NewReader(raw))
 	if err != nil {
 		return fmt.Errorf("spool analyser frame: %w", err)
@@ -108,6 +115,13 @@ func (c *Capture) evidence(ctx context.Context, pass *plume.Pass, raw []byte, no
 			Name: "analyser-frame.txt", Kind: plume.MediaAnalyserRaw, SHA256: sha, Size: size,
 			ContentType: "text/plain; charset=utf-8", CapturedAt: pass.ReceivedAt,
 		}},
+	}
+	if media != nil {
+		refs, err := media(ctx, c.Outbox.PutMedia)
+		if err != nil {
+			return err
+		}
+		m.Media = append(m.Media, refs...)
 	}
 	body, sig, err := plume.SignManifest(c.Key, m)
 	if err != nil {

@@ -399,6 +399,9 @@ func (s *Scene) Next() (gocv.Mat, bool, error) {
 		blue := color.RGBA{R: byte(30 * gain), G: byte(60 * gain), B: byte(200 * gain), A: 255}
 		gocv.Rectangle(&out, pr, blue, -1)
 		scale := float64(ph) / 30
+		if sz := gocv.GetTextSize(v.Plate, gocv.FontHersheySimplex, scale, max(1, int(scale*2))); sz.X > pw*9/10 {
+			scale *= float64(pw*9/10) / float64(sz.X) // fit the text inside the plate
+		}
 		gocv.PutText(&out, v.Plate, image.Pt(pr.Min.X+pw/20, pr.Max.Y-ph/5), gocv.FontHersheySimplex, scale, color.RGBA{R: byte(240 * gain), G: byte(240 * gain), B: byte(240 * gain), A: 255}, max(1, int(scale*2)))
 	}
 	if s.spec.Case == SceneNight {

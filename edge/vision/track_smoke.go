@@ -383,3 +383,7 @@ func (t *SmokeTracker) Flush() []*VehicleTrack {
 	t.live = nil
 	return ended
 }
+
+// Live returns the tracks in view now (owned by the tracker: read them
+// during the frame only).
+func (t *SmokeTracker) Live() []*VehicleTrack { return t.live }
