@@ -85,7 +85,7 @@ type Sighting struct {
 // PipelineStats count a pipeline's work.
 type PipelineStats struct {
 	Frames, Sightings, Smoky, PlateReads, PlatesRead, Dropped int64
-	Tracker                                                    TrackerStats
+	Tracker                                                   TrackerStats
 }
 
 type trackPlates struct {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-		"os"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
