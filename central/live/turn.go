@@ -19,7 +19,9 @@ import (
 
 // TURNConfig configures central's built-in TURN relay.
 type TURNConfig struct {
-	// Listen is the UDP address to serve on, e.g. "0.0.0.0:3478".
+	// Listen is the UDP address to serve on, e.g. "203.0.113.5:3478".
+	// Prefer a specific address to 0.0.0.0: answers then leave from the
+	// address the peer wrote to, as NATs expect.
 	Listen string
 	// PublicIP is the address edges and browsers reach the relay at; it
 	// is also the address relayed media appears from.
@@ -62,6 +64,13 @@ func StartTURN(cfg TURNConfig, logger *slog.Logger, now func() time.Time) (*TURN
 	if err != nil {
 		return nil, fmt.Errorf("start turn: %w", err)
 	}
+	// Relayed media leaves from the listen address when it is a specific
+	// one: an unbound socket would answer from whichever address the
+	// route picks, which a NAT in front of the peer does not recognise.
+	relayFrom := "0.0.0.0"
+	if host, _, err := net.SplitHostPort(cfg.Listen); err == nil && host != "" && !net.ParseIP(host).IsUnspecified() {
+		relayFrom = host
+	}
 	t := &TURN{cfg: cfg, conn: conn, now: now}
 	log := logger.With("component", "turn")
 	t.server, err = turn.NewServer(turn.ServerConfig{
@@ -76,7 +85,7 @@ func StartTURN(cfg TURNConfig, logger *slog.Logger, now func() time.Time) (*TURN
 		},
 		PacketConnConfigs: []turn.PacketConnConfig{{
 			PacketConn:            conn,
-			RelayAddressGenerator: &turn.RelayAddressGeneratorStatic{RelayAddress: ip, Address: "0.0.0.0"},
+			RelayAddressGenerator: &turn.RelayAddressGeneratorStatic{RelayAddress: ip, Address: relayFrom},
 		}},
 	})
 	if err != nil {
