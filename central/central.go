@@ -72,13 +72,164 @@ type StoredEvidence struct {
 	CaseID     plume.CaseID      `json:"case_id,omitempty"` // empty unless the pass is a violation candidate
 }
 
-// CaseStatus is where a case stands. Later review states join "open".
+// CaseStatus is where a case stands.
+//
+//	open ──approve──► approved ──export──► exported ──disposition──► closed
+//	  │  └─approve (second review on)─► second_review ─confirm─► approved
+//	  │                                       └─return─► open
+//	  └─reject──► rejected
 type CaseStatus string
 
 // Case states.
 const (
-	CaseOpen CaseStatus = "open" // created from a violation candidate, awaiting review
+	CaseOpen         CaseStatus = "open"          // created from a violation candidate, awaiting review
+	CaseSecondReview CaseStatus = "second_review" // approved once, awaiting a supervisor
+	CaseApproved     CaseStatus = "approved"      // approved; the export is queued
+	CaseExported     CaseStatus = "exported"      // the police acknowledged receipt
+	CaseClosed       CaseStatus = "closed"        // the police reported their disposition
+	CaseRejected     CaseStatus = "rejected"      // not enforced; the reason is recorded
 )
+
+// CaseStatuses lists every state in workflow order.
+var CaseStatuses = []CaseStatus{CaseOpen, CaseSecondReview, CaseApproved, CaseExported, CaseClosed, CaseRejected}
+
+// Valid reports whether s is a known state.
+func (s CaseStatus) Valid() bool {
+	for _, v := range CaseStatuses {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Label returns the state's bilingual label.
+func (s CaseStatus) Label() string {
+	switch s {
+	case CaseOpen:
+		return "待审核 Open"
+	case CaseSecondReview:
+		return "待复核 2nd review"
+	case CaseApproved:
+		return "已批准 Approved"
+	case CaseExported:
+		return "已移送 Exported"
+	case CaseClosed:
+		return "已结案 Closed"
+	case CaseRejected:
+		return "已驳回 Rejected"
+	}
+	return string(s)
+}
+
+// CaseKind is what the repeat-exceedance rule made of a case (HJ 845-2017:
+// the same pollutant exceeding Count times in a row within Window).
+type CaseKind string
+
+// Case kinds.
+const (
+	KindWarning     CaseKind = "warning"     // a first exceedance: the vehicle is warned
+	KindEnforcement CaseKind = "enforcement" // a confirmed repeat: the vehicle is over the limit
+	KindUnlinked    CaseKind = "unlinked"    // no plate was read: the pass cannot be linked to earlier ones
+	KindSmoke       CaseKind = "smoke"       // camera black smoke (黑烟车) without an analyser exceedance
+)
+
+// Label returns the kind's bilingual label.
+func (k CaseKind) Label() string {
+	switch k {
+	case KindWarning:
+		return "首次超标·警告 Warning"
+	case KindEnforcement:
+		return "复核超标·处罚 Enforcement"
+	case KindUnlinked:
+		return "无号牌·无法关联 Unlinked"
+	case KindSmoke:
+		return "黑烟车 Black smoke"
+	}
+	return string(k)
+}
+
+// Review is one officer decision on a case.
+type Review struct {
+	Time     time.Time `json:"time"`
+	Officer  string    `json:"officer"`
+	Name     string    `json:"name,omitempty"`
+	Role     Role      `json:"role"`
+	Decision string    `json:"decision"` // "approve", "reject", "confirm", "return", "plate"
+	Reason   string    `json:"reason,omitempty"`
+	Comment  string    `json:"comment,omitempty"`
+}
+
+// Review decisions.
+const (
+	DecisionApprove = "approve"
+	DecisionReject  = "reject"
+	DecisionConfirm = "confirm" // a supervisor's second review agrees
+	DecisionReturn  = "return"  // a supervisor's second review sends the case back
+	DecisionPlate   = "plate"   // the plate was corrected
+)
+
+// ExportStatus says where a case's export to the police stands.
+type ExportStatus string
+
+// Export states.
+const (
+	ExportQueued  ExportStatus = "queued"  // waiting for the export worker (or a retry)
+	ExportSent    ExportStatus = "sent"    // the police acknowledged with a receipt
+	ExportFailing ExportStatus = "failing" // attempts failed; still retrying
+	ExportFailed  ExportStatus = "failed"  // refused for good; retry by hand
+)
+
+// Export is a case's export to the traffic police.
+type Export struct {
+	Status      ExportStatus `json:"status"`
+	Adapter     string       `json:"adapter,omitempty"`
+	Key         string       `json:"idempotency_key"`
+	QueuedAt    time.Time    `json:"queued_at"`
+	Attempts    int          `json:"attempts"`
+	LastError   string       `json:"last_error,omitempty"`
+	LastAttempt time.Time    `json:"last_attempt,omitzero"`
+	Receipt     string       `json:"receipt,omitempty"` // the police system's receipt ID
+	SentAt      time.Time    `json:"sent_at,omitzero"`
+	PackageSHA  string       `json:"package_sha256,omitempty"` // the package sent
+}
+
+// DispositionOutcome is what the police did with a case.
+type DispositionOutcome string
+
+// Police dispositions (central/export/POLICE-CONTRACT.md).
+const (
+	DispositionPenalty      DispositionOutcome = "penalty_issued"
+	DispositionNotProcessed DispositionOutcome = "not_processed"
+	DispositionNoVehicle    DispositionOutcome = "vehicle_not_found"
+)
+
+// Valid reports whether d is a known outcome.
+func (d DispositionOutcome) Valid() bool {
+	return d == DispositionPenalty || d == DispositionNotProcessed || d == DispositionNoVehicle
+}
+
+// Label returns the outcome's bilingual label.
+func (d DispositionOutcome) Label() string {
+	switch d {
+	case DispositionPenalty:
+		return "已处罚 Penalty issued"
+	case DispositionNotProcessed:
+		return "不予处理 Not processed"
+	case DispositionNoVehicle:
+		return "查无此车 Vehicle not found"
+	}
+	return string(d)
+}
+
+// Disposition is the police's report on a case; it closes the case.
+type Disposition struct {
+	Outcome    DispositionOutcome `json:"outcome"`
+	Reason     string             `json:"reason,omitempty"`
+	Reference  string             `json:"reference,omitempty"` // the police decision number
+	DecidedAt  time.Time          `json:"decided_at"`
+	ReceivedAt time.Time          `json:"received_at"`
+}
 
 // Case is a violation candidate at central: one evidence item, its
 // violation summary and its evidence package.
@@ -99,9 +250,42 @@ type Case struct {
 	CapturedAt  time.Time         `json:"captured_at"`
 	CreatedAt   time.Time         `json:"created_at"`
 
+	// Kind is what the repeat-exceedance rule made of the case, and
+	// RepeatNote explains it (which earlier passes, which window).
+	Kind       CaseKind `json:"kind,omitempty"`
+	RepeatNote string   `json:"repeat_note,omitempty"`
+	// PlateRead is the plate as the station read it, kept when an officer
+	// corrects Plate.
+	PlateRead   string       `json:"plate_read,omitempty"`
+	Reviews     []Review     `json:"reviews,omitempty"`
+	Export      *Export      `json:"export,omitempty"`
+	Disposition *Disposition `json:"disposition,omitempty"`
+	UpdatedAt   time.Time    `json:"updated_at,omitzero"`
+	// Revision counts changes that the evidence package must show (plate
+	// corrections, decisions); PackageRevision is the revision the built
+	// package shows.
+	Revision        int `json:"revision,omitempty"`
+	PackageRevision int `json:"package_revision,omitempty"`
+
 	PackageSHA256  string    `json:"package_sha256,omitempty"`
 	PackageSize    int64     `json:"package_size,omitempty"`
 	PackageBuiltAt time.Time `json:"package_built_at,omitzero"`
+}
+
+// PackageCurrent reports whether the built package shows the case as it
+// stands.
+func (c *Case) PackageCurrent() bool {
+	return c.PackageSHA256 != "" && c.PackageRevision == c.Revision
+}
+
+// Exceeds reports whether the case lists pollutant p as exceeded.
+func (c *Case) Exceeds(p plume.Pollutant) bool {
+	for _, q := range c.Pollutants {
+		if q == p {
+			return true
+		}
+	}
+	return false
 }
 
 // NewCase returns the case for a violation-candidate manifest. The store
@@ -120,7 +304,7 @@ func NewCase(m *plume.Manifest) *Case {
 		c.Profile = v.Profile + "@" + v.ProfileVersion
 	}
 	if p := m.Pass.Plate; p != nil {
-		c.Plate, c.PlateColour = p.Text, p.Colour
+		c.Plate, c.PlateColour, c.PlateRead = p.Text, p.Colour, p.Text
 	}
 	for _, ck := range m.Pass.Verdict.Exceedances() {
 		c.Pollutants = append(c.Pollutants, ck.Pollutant)
@@ -197,6 +381,13 @@ const (
 	ActionReceived     = "received and verified at central"
 	ActionCaseOpened   = "case opened"
 	ActionPackageBuilt = "package built"
+	ActionPlateCorrect = "plate corrected"
+	ActionApproved     = "approved"
+	ActionConfirmed    = "second review confirmed"
+	ActionReturned     = "second review returned"
+	ActionRejected     = "rejected"
+	ActionExported     = "exported to the traffic police"
+	ActionDisposition  = "police disposition received"
 )
 
 // EncodeCustody returns the canonical line of e (compact JSON, no newline):
@@ -234,6 +425,7 @@ type JobKind string
 // Job kinds.
 const (
 	JobBuildPackage JobKind = "build-package" // build (or rebuild) a case's evidence package
+	JobExport       JobKind = "export"        // send a case to the traffic police
 )
 
 // Job is one item of durable work. A claimed job is leased; if its worker
@@ -252,18 +444,87 @@ type Job struct {
 
 // PassFilter selects passes. Zero fields match everything.
 type PassFilter struct {
-	Station plume.StationID
-	Outcome plume.Outcome
-	Limit   int    // at most this many; the store caps it (MaxPageSize)
-	Cursor  string // from a previous page's next cursor; "" for the first page
+	Station  plume.StationID
+	Stations []plume.StationID // an officer's scope; nil: all
+	Outcome  plume.Outcome
+	Limit    int    // at most this many; the store caps it (MaxPageSize)
+	Cursor   string // from a previous page's next cursor; "" for the first page
 }
 
 // CaseFilter selects cases. Zero fields match everything.
 type CaseFilter struct {
 	Station plume.StationID
-	Status  CaseStatus
-	Limit   int
-	Cursor  string
+	// Stations, when set, limits the cases to these stations (an
+	// officer's scope; see Officer.ScopeCases).
+	Stations  []plume.StationID
+	Status    CaseStatus
+	Kind      CaseKind
+	Pollutant plume.Pollutant
+	Plate     string    // exact plate
+	MinGrade  int       // camera smoke grade at least this
+	From, To  time.Time // captured in [From, To)
+	Oldest    bool      // oldest first (triage order) instead of newest first
+	Limit     int
+	Cursor    string
+}
+
+// Match reports whether c matches the filter (other than paging).
+func (f *CaseFilter) Match(c *Case) bool {
+	return f.MatchSummary(c.Summarize())
+}
+
+// CaseSummary is the part of a case that list filters look at; stores keep
+// it in their indexes so a filter need not decode whole cases.
+type CaseSummary struct {
+	ID         plume.CaseID
+	Station    plume.StationID
+	Status     CaseStatus
+	Kind       CaseKind
+	Plate      string
+	Grade      int
+	Pollutants []plume.Pollutant
+	CapturedAt time.Time
+}
+
+// Summarize returns the case's summary.
+func (c *Case) Summarize() CaseSummary {
+	return CaseSummary{ID: c.ID, Station: c.Station, Status: c.Status, Kind: c.Kind, Plate: c.Plate, Grade: c.SmokeGrade, Pollutants: c.Pollutants, CapturedAt: c.CapturedAt}
+}
+
+// MatchSummary reports whether a case summary matches the filter.
+func (f *CaseFilter) MatchSummary(s CaseSummary) bool {
+	switch {
+	case f.Station != "" && s.Station != f.Station:
+	case len(f.Stations) > 0 && !containsStation(f.Stations, s.Station):
+	case f.Status != "" && s.Status != f.Status:
+	case f.Kind != "" && s.Kind != f.Kind:
+	case f.Plate != "" && s.Plate != f.Plate:
+	case f.MinGrade > 0 && s.Grade < f.MinGrade:
+	case f.Pollutant != "" && !containsPollutant(s.Pollutants, f.Pollutant):
+	case !f.From.IsZero() && s.CapturedAt.Before(f.From):
+	case !f.To.IsZero() && !s.CapturedAt.Before(f.To):
+	default:
+		return true
+	}
+	return false
+}
+
+func containsStation(list []plume.StationID, s plume.StationID) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func containsPollutant(list []plume.Pollutant, p plume.Pollutant) bool {
+	for _, v := range list {
+		if v == p {
+			return true
+		}
+	}
+	return false
 }
 
 // Page sizes for list queries.
@@ -328,10 +589,30 @@ type Store interface {
 
 	// Case returns one case, or ErrNotFound.
 	Case(ctx context.Context, id plume.CaseID) (*Case, error)
-	// Cases lists cases, newest first, and the cursor of the next page.
+	// Cases lists cases matching f, newest first (oldest first with
+	// f.Oldest), and the cursor of the next page.
 	Cases(ctx context.Context, f CaseFilter) (cases []*Case, next string, err error)
-	// SetCasePackage records a case's built evidence package.
-	SetCasePackage(ctx context.Context, id plume.CaseID, sha256 string, size int64, builtAt time.Time) error
+	// CaseCounts counts the cases matching f (paging and f.Status
+	// ignored) by status.
+	CaseCounts(ctx context.Context, f CaseFilter) (map[CaseStatus]int, error)
+	// UpdateCase changes a case atomically: fn edits the case and returns
+	// what goes with the change (custody, audit, jobs), all committed in
+	// one transaction with the dashboard counters. If fn returns an error
+	// nothing is stored and that error is returned. ErrNotFound if there is
+	// no such case.
+	UpdateCase(ctx context.Context, id plume.CaseID, fn func(c *Case) (*CaseChange, error)) (*Case, error)
+	// VehicleHistory returns the vehicle file of a plate: its passes at
+	// every station, newest first, at most limit.
+	VehicleHistory(ctx context.Context, plate string, limit int) ([]VehicleEntry, error)
+	// StationAudits returns the station's calibration and standard-gas
+	// audit records at or before t, newest first, at most limit.
+	StationAudits(ctx context.Context, station plume.StationID, before time.Time, limit int) ([]plume.Audit, error)
+	// DailyStats returns the per-station day counters for local days in
+	// [from, to] (YYYY-MM-DD), ordered by day then station.
+	DailyStats(ctx context.Context, from, to string) ([]DayStats, error)
+	// SetCasePackage records a case's built evidence package, which shows
+	// the case at revision.
+	SetCasePackage(ctx context.Context, id plume.CaseID, sha256 string, size int64, builtAt time.Time, revision int) error
 	// AppendCustody chains e after the case's last custody entry and
 	// returns it as stored.
 	AppendCustody(ctx context.Context, id plume.CaseID, e CustodyEntry) (CustodyEntry, error)
@@ -340,15 +621,20 @@ type Store interface {
 
 	// EnqueueJob adds a job; the store sets ID and CreatedAt.
 	EnqueueJob(ctx context.Context, j Job) (Job, error)
-	// ClaimJob leases the oldest job that is ready at now (NotBefore and
-	// any earlier lease passed) until now+lease and counts an attempt.
-	// It returns ErrNoJob when none is ready.
-	ClaimJob(ctx context.Context, now time.Time, lease time.Duration) (*Job, error)
+	// ClaimJob leases the oldest job of one of kinds (any kind when none
+	// is given) that is ready at now (NotBefore and any earlier lease
+	// passed) until now+lease and counts an attempt. It returns ErrNoJob
+	// when none is ready.
+	ClaimJob(ctx context.Context, now time.Time, lease time.Duration, kinds ...JobKind) (*Job, error)
+	// Jobs lists the queued jobs, oldest first.
+	Jobs(ctx context.Context) ([]Job, error)
 	// CompleteJob removes a finished job.
 	CompleteJob(ctx context.Context, id uint64) error
 	// RetryJob releases a job's lease and makes it ready again at notBefore,
 	// recording why it failed.
 	RetryJob(ctx context.Context, id uint64, notBefore time.Time, reason string) error
+
+	OfficerStore
 
 	// Stats counts what the store holds.
 	Stats(ctx context.Context) (Stats, error)

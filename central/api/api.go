@@ -11,12 +11,16 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/plume-emissions/plume"
 	"github.com/plume-emissions/plume/central"
+	"github.com/plume-emissions/plume/central/auth"
+	"github.com/plume-emissions/plume/central/export"
 	"github.com/plume-emissions/plume/central/ingest"
 	"github.com/plume-emissions/plume/central/metrics"
+	"github.com/plume-emissions/plume/central/review"
 )
 
 // Config configures the API handler.
@@ -30,6 +34,21 @@ type Config struct {
 	// AllowedSkew is how far Plume-Date may be from Now (default
 	// plume.DefaultMaxClockSkew).
 	AllowedSkew time.Duration
+
+	// Auth authenticates officers for the read API and review actions
+	// (session cookie or bearer token). Nil leaves the read API open and
+	// refuses review actions; the server always sets it.
+	Auth *auth.Manager
+	// AnonymousReads, when set and true, lets requests without a session
+	// read as an all-stations auditor. The server answers true only while
+	// no officer account exists and it listens on loopback (first run and
+	// the demo); see server.Config.
+	AnonymousReads func() bool
+	// Review changes cases for officers and takes police dispositions.
+	Review *review.Service
+	// PoliceSecret authenticates the police disposition callback
+	// (central/export/POLICE-CONTRACT.md); empty disables the callback.
+	PoliceSecret []byte
 }
 
 // Handler serves the API.
@@ -60,6 +79,8 @@ func New(cfg Config) *Handler {
 	h.mux.HandleFunc("GET /api/v1/cases", h.listCases)
 	h.mux.HandleFunc("GET /api/v1/cases/{id}", h.getCase)
 	h.mux.HandleFunc("GET /api/v1/cases/{id}/package", h.getPackage)
+	h.mux.HandleFunc("POST /api/v1/cases/{id}/{action}", h.caseAction)
+	h.mux.HandleFunc("POST /api/v1/police/dispositions", h.disposition)
 	h.mux.HandleFunc("GET /healthz", h.healthz)
 	h.mux.Handle("GET /metrics", cfg.Metrics.Handler())
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -71,6 +92,22 @@ func New(cfg Config) *Handler {
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mux.ServeHTTP(w, r)
+}
+
+// Status returns the HTTP status and plume code of err: the one mapping of
+// coded errors to statuses, used by the JSON API and the web pages alike.
+// Errors without a known code are internal.
+func Status(err error) (int, string) {
+	var maxErr *http.MaxBytesError
+	if errors.As(err, &maxErr) {
+		return http.StatusRequestEntityTooLarge, plume.ETOOLARGE
+	}
+	code := plume.ErrorCode(err)
+	status, ok := statusOf[code]
+	if !ok {
+		return http.StatusInternalServerError, plume.EINTERNAL
+	}
+	return status, code
 }
 
 // statusOf maps plume error codes to HTTP statuses: the one place.
@@ -105,11 +142,7 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	} else if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		err = plume.Errorf(plume.EUNAVAILABLE, "request cancelled")
 	}
-	code := plume.ErrorCode(err)
-	status, ok := statusOf[code]
-	if !ok {
-		code, status = plume.EINTERNAL, http.StatusInternalServerError
-	}
+	status, code := Status(err)
 	if code == plume.EINTERNAL {
 		h.logger.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 	} else {
@@ -298,25 +331,38 @@ func (h *Handler) putRecords(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) listStations(w http.ResponseWriter, r *http.Request) {
-	sts, err := h.cfg.Store.Stations(r.Context())
+	o, err := h.reader(r)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	if sts == nil {
-		sts = []*central.Station{}
+	all, err := h.cfg.Store.Stations(r.Context())
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	sts := []*central.Station{}
+	for _, st := range all {
+		if o.Sees(st.ID) {
+			sts = append(sts, st)
+		}
 	}
 	h.writeJSON(w, http.StatusOK, map[string]any{"stations": sts})
 }
 
 func (h *Handler) getStation(w http.ResponseWriter, r *http.Request) {
+	o, err := h.reader(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	id := plume.StationID(r.PathValue("id"))
 	if err := id.Validate(); err != nil {
 		h.writeError(w, r, err)
 		return
 	}
 	st, err := h.cfg.Store.Station(r.Context(), id)
-	if errors.Is(err, central.ErrNotFound) {
+	if errors.Is(err, central.ErrNotFound) || (err == nil && !o.Sees(id)) {
 		err = plume.Errorf(plume.ENOTFOUND, "no station %s", id)
 	}
 	if err != nil {
@@ -349,9 +395,13 @@ func stationParam(r *http.Request) (plume.StationID, error) {
 }
 
 func (h *Handler) listPasses(w http.ResponseWriter, r *http.Request) {
+	o, err := h.reader(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	q := r.URL.Query()
 	f := central.PassFilter{Outcome: plume.Outcome(q.Get("outcome")), Cursor: q.Get("cursor")}
-	var err error
 	if f.Station, err = stationParam(r); err == nil {
 		f.Limit, err = pageLimit(r)
 	}
@@ -363,6 +413,13 @@ func (h *Handler) listPasses(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.writeError(w, r, err)
 		return
+	}
+	if len(o.Stations) > 0 {
+		if f.Station != "" && !o.Sees(f.Station) {
+			f.Stations = []plume.StationID{"\x00none"}
+		} else {
+			f.Stations = o.Stations
+		}
 	}
 	rows, next, err := h.cfg.Store.Passes(r.Context(), f)
 	if err != nil {
@@ -376,9 +433,14 @@ func (h *Handler) listPasses(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) listCases(w http.ResponseWriter, r *http.Request) {
+	o, err := h.reader(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	q := r.URL.Query()
-	f := central.CaseFilter{Status: central.CaseStatus(q.Get("status")), Cursor: q.Get("cursor")}
-	var err error
+	f := central.CaseFilter{Status: central.CaseStatus(q.Get("status")), Cursor: q.Get("cursor"),
+		Plate: q.Get("plate"), Kind: central.CaseKind(q.Get("kind")), Pollutant: plume.Pollutant(q.Get("pollutant"))}
 	if f.Station, err = stationParam(r); err == nil {
 		f.Limit, err = pageLimit(r)
 	}
@@ -389,6 +451,7 @@ func (h *Handler) listCases(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
+	o.ScopeCases(&f)
 	cases, next, err := h.cfg.Store.Cases(r.Context(), f)
 	if err != nil {
 		h.writeError(w, r, err)
@@ -400,16 +463,184 @@ func (h *Handler) listCases(w http.ResponseWriter, r *http.Request) {
 	h.writeJSON(w, http.StatusOK, map[string]any{"cases": cases, "next_cursor": next})
 }
 
+// lookupCase returns the path's case if the officer may see it. A case of
+// another station is answered exactly like a missing one.
 func (h *Handler) lookupCase(r *http.Request) (*central.Case, error) {
+	o, err := h.reader(r)
+	if err != nil {
+		return nil, err
+	}
 	id := plume.CaseID(r.PathValue("id"))
 	if len(id) == 0 || len(id) > 64 {
 		return nil, plume.Errorf(plume.ENOTFOUND, "no case %q", id)
 	}
 	c, err := h.cfg.Store.Case(r.Context(), id)
-	if errors.Is(err, central.ErrNotFound) {
+	if errors.Is(err, central.ErrNotFound) || (err == nil && !o.Sees(c.Station)) {
 		return nil, plume.Errorf(plume.ENOTFOUND, "no case %s", id)
 	}
 	return c, err
+}
+
+// allStations is the reader of an API without officer authentication.
+var allStations = &central.Officer{Username: "anonymous", Role: central.RoleAuditor}
+
+// reader returns the officer a read request acts as: the session's or
+// token's officer, who must hold PermReadCases.
+func (h *Handler) reader(r *http.Request) (*central.Officer, error) {
+	if h.cfg.Auth == nil {
+		return allStations, nil
+	}
+	p, err := h.cfg.Auth.Authenticate(r)
+	if errors.Is(err, auth.ErrNoSession) && h.cfg.AnonymousReads != nil && h.cfg.AnonymousReads() {
+		return allStations, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !p.Officer.Can(central.PermReadCases) {
+		return nil, plume.Errorf(plume.EFORBIDDEN, "your role may not read cases")
+	}
+	return p.Officer, nil
+}
+
+// maxActionBody bounds review action and callback bodies.
+const maxActionBody = 64 << 10
+
+type actionRequest struct {
+	Plate   string            `json:"plate"`
+	Colour  plume.PlateColour `json:"colour"`
+	Reason  string            `json:"reason"`
+	Comment string            `json:"comment"`
+}
+
+// caseAction runs a review action for an officer: approve, reject, plate,
+// confirm, return, retry-export. Browser sessions must send the CSRF token
+// in X-CSRF-Token.
+func (h *Handler) caseAction(w http.ResponseWriter, r *http.Request) {
+	if h.cfg.Auth == nil || h.cfg.Review == nil {
+		h.writeError(w, r, plume.Errorf(plume.ENOTFOUND, "review actions are not enabled"))
+		return
+	}
+	p, err := h.cfg.Auth.Authenticate(r)
+	if err == nil {
+		err = auth.CheckCSRF(r, p)
+	}
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	var req actionRequest
+	if r.ContentLength > maxActionBody {
+		h.writeError(w, r, plume.Errorf(plume.ETOOLARGE, "request body larger than %d bytes", maxActionBody))
+		return
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxActionBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+		var maxErr *http.MaxBytesError
+		if !errors.As(err, &maxErr) {
+			err = plume.Errorf(plume.EINVALID, "body: %v", err)
+		}
+		h.writeError(w, r, err)
+		return
+	}
+	a := review.Actor{Officer: p.Officer, IP: auth.ClientIP(r)}
+	id := plume.CaseID(r.PathValue("id"))
+	var c *central.Case
+	switch r.PathValue("action") {
+	case "approve":
+		c, err = h.cfg.Review.Approve(r.Context(), a, id, req.Comment)
+	case "reject":
+		c, err = h.cfg.Review.Reject(r.Context(), a, id, req.Reason, req.Comment)
+	case "plate":
+		c, err = h.cfg.Review.CorrectPlate(r.Context(), a, id, req.Plate, req.Colour, req.Comment)
+	case "confirm":
+		c, err = h.cfg.Review.Confirm(r.Context(), a, id, req.Comment)
+	case "return":
+		c, err = h.cfg.Review.Return(r.Context(), a, id, req.Comment)
+	case "retry-export":
+		c, err = h.cfg.Review.RetryExport(r.Context(), a, id)
+	default:
+		err = plume.Errorf(plume.ENOTFOUND, "no such action %q", r.PathValue("action"))
+	}
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	h.writeJSON(w, http.StatusOK, c)
+}
+
+type dispositionRequest struct {
+	CaseNumber string                     `json:"case_number"`
+	Receipt    string                     `json:"receipt"`
+	Outcome    central.DispositionOutcome `json:"outcome"`
+	Reason     string                     `json:"reason"`
+	Reference  string                     `json:"reference"`
+	DecidedAt  time.Time                  `json:"decided_at"`
+}
+
+// caseIDOfNumber returns the case ID a case number names
+// (PLM-<date>-<seq>), or "" when it is malformed.
+func caseIDOfNumber(number string) plume.CaseID {
+	i := strings.LastIndexByte(number, '-')
+	if !strings.HasPrefix(number, "PLM-") || i < 0 || len(number) > 64 {
+		return ""
+	}
+	seq, err := strconv.ParseUint(number[i+1:], 10, 64)
+	if err != nil || seq == 0 {
+		return ""
+	}
+	return central.FormatCaseID(seq)
+}
+
+// disposition is the police callback (POLICE-CONTRACT.md §2).
+func (h *Handler) disposition(w http.ResponseWriter, r *http.Request) {
+	if len(h.cfg.PoliceSecret) == 0 || h.cfg.Review == nil {
+		h.writeError(w, r, plume.Errorf(plume.ENOTFOUND, "the police callback is not configured"))
+		return
+	}
+	if r.ContentLength > maxActionBody {
+		h.writeError(w, r, plume.Errorf(plume.ETOOLARGE, "request body larger than %d bytes", maxActionBody))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxActionBody))
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	digest := plume.ContentSHA256(body)
+	if digest != r.Header.Get(export.HeaderContentSHA256) {
+		h.writeError(w, r, plume.Errorf(plume.EUNAUTHORIZED, "the body does not match %s", export.HeaderContentSHA256))
+		return
+	}
+	if err := export.Verify(h.cfg.PoliceSecret, r.Method, r.URL.EscapedPath(), r.Header.Get(export.HeaderDate), digest, r.Header.Get(export.HeaderAuthorization), h.cfg.Now()); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	var req dispositionRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		h.writeError(w, r, plume.Errorf(plume.EINVALID, "body: %v", err))
+		return
+	}
+	id := caseIDOfNumber(req.CaseNumber)
+	c, err := h.cfg.Store.Case(r.Context(), id)
+	if id == "" || errors.Is(err, central.ErrNotFound) || (err == nil && c.Number != req.CaseNumber) {
+		h.writeError(w, r, plume.Errorf(plume.ENOTFOUND, "no case %q", req.CaseNumber))
+		return
+	} else if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if c.Export == nil || c.Export.Receipt == "" || c.Export.Receipt != req.Receipt {
+		h.writeError(w, r, plume.Errorf(plume.ECONFLICT, "case %s was not exported with receipt %q", c.Number, req.Receipt))
+		return
+	}
+	c, _, err = h.cfg.Review.Dispose(r.Context(), c.ID, central.Disposition{Outcome: req.Outcome, Reason: req.Reason, Reference: req.Reference, DecidedAt: req.DecidedAt.UTC()}, auth.ClientIP(r))
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	h.writeJSON(w, http.StatusOK, map[string]any{"case_number": c.Number, "status": c.Status})
 }
 
 // CaseView is a case as the read API shows it.

@@ -25,9 +25,24 @@
 //	GET /metrics                                      Prometheus
 //
 // Lists are newest first; pass the response's next_cursor as cursor for the
-// next page. The read API is open for now: officer accounts and their
-// authorisation come in a later issue, and until then central must only
-// listen where officers' networks can reach it.
+// next page.
+//
+// # Officers
+//
+// The read API and the review actions need a signed-in officer: the web
+// app's session cookie, or "Authorization: Bearer <token>" with a token an
+// administrator issued. An officer limited to some stations sees only
+// their cases, passes and packages (central.Officer.Sees, the one place
+// scoping is decided); another station's case answers 404, exactly like a
+// missing one. Only while no officer account exists and central listens on
+// loopback (first run, the demo) are reads open.
+//
+//	POST /api/v1/cases/{id}/{approve|reject|plate|confirm|return|retry-export}
+//	     JSON {"comment", "reason", "plate", "colour"}; browser sessions send X-CSRF-Token
+//
+// # Police
+//
+//	POST /api/v1/police/dispositions   HMAC-signed (central/export/POLICE-CONTRACT.md)
 //
 // # Errors
 //

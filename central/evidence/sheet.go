@@ -63,6 +63,13 @@ img { max-width: 45%; margin: 0.3em; border: 1px solid #999; }
 <p>{{.Verdict.Summary}}</p>
 {{if .Provisional}}<p class="warn">This verdict uses limits marked provisional (from secondary sources); check them against the standard before enforcement.</p>{{end}}
 
+<h2>审核记录 Reviewers</h2>
+<table>
+<tr><th>Time</th><th>Officer</th><th>Decision</th><th>Comment</th></tr>
+{{range .Case.Reviews}}<tr><td>{{local .Time}}</td><td>{{.Name}} ({{.Officer}}, {{.Role}})</td><td>{{.Decision}}{{if .Reason}} ({{.Reason}}){{end}}</td><td>{{.Comment}}</td></tr>
+{{else}}<tr><td colspan="4">Not reviewed yet</td></tr>{{end}}</table>
+{{if .Case.PlateRead}}{{if ne .Case.PlateRead .Case.Plate}}<p class="warn">Plate read by the station: {{.Case.PlateRead}}; corrected by a reviewer to {{.Case.Plate}}.</p>{{end}}{{end}}
+
 <h2>Media</h2>
 <table>
 <tr><th>File</th><th>Kind</th><th>Captured</th><th>Size</th><th>SHA-256</th></tr>

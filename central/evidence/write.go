@@ -43,6 +43,7 @@ const (
 	fileStationSig  = "data/manifest.sig"
 	fileStationPub  = "data/station.pub"
 	fileSheet       = "data/evidence-sheet.html"
+	fileSheetPDF    = "data/evidence-sheet.pdf"
 	dirMedia        = "data/media/"
 )
 
@@ -65,6 +66,10 @@ type Input struct {
 	// OpenMedia opens a media blob by SHA-256. Media is streamed into the
 	// zip, never read whole into memory.
 	OpenMedia func(ctx context.Context, sha256 string) (io.ReadCloser, error)
+	// SheetFont is a TrueType font with CJK glyphs (LoadSheetFont). With
+	// it, the package carries the printable PDF evidence sheet
+	// (data/evidence-sheet.pdf); without it, only the HTML sheet.
+	SheetFont []byte
 }
 
 // CaseFile is data/case.json.
@@ -130,7 +135,7 @@ func write(ctx context.Context, w io.Writer, in *Input) error {
 	if err != nil {
 		return err
 	}
-	payload, err := payloadFiles(in, m)
+	payload, err := payloadFiles(ctx, in, m)
 	if err != nil {
 		return err
 	}
@@ -219,7 +224,7 @@ func bagRoot(number string) (string, error) {
 	return number + "/", nil
 }
 
-func payloadFiles(in *Input, m *plume.Manifest) ([]file, error) {
+func payloadFiles(ctx context.Context, in *Input, m *plume.Manifest) ([]file, error) {
 	c := *in.Case
 	c.PackageSHA256, c.PackageSize, c.PackageBuiltAt = "", 0, time.Time{}
 	cf := CaseFile{
@@ -243,13 +248,21 @@ func payloadFiles(in *Input, m *plume.Manifest) ([]file, error) {
 	if err != nil {
 		return nil, fmt.Errorf("evidence sheet: %w", err)
 	}
-	return []file{
+	files := []file{
 		{fileCase, append(caseJSON, '\n')},
 		{fileEvidence, in.Evidence.Manifest},
 		{fileStationSig, []byte(base64.StdEncoding.EncodeToString(in.Evidence.StationSig) + "\n")},
 		{fileStationPub, []byte(base64.StdEncoding.EncodeToString(in.Evidence.StationKey) + "\n")},
 		{fileSheet, sheet},
-	}, nil
+	}
+	if len(in.SheetFont) > 0 {
+		pdf, err := renderSheetPDF(ctx, in, &cf, in.Custody)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, file{fileSheetPDF, pdf})
+	}
+	return files, nil
 }
 
 // oneLine keeps a bag-info value on one line.

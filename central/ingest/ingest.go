@@ -22,6 +22,8 @@ import (
 	"github.com/plume-emissions/plume"
 	"github.com/plume-emissions/plume/central"
 	"github.com/plume-emissions/plume/central/metrics"
+	"github.com/plume-emissions/plume/central/profile"
+	"github.com/plume-emissions/plume/central/review"
 )
 
 // Protocol limits.
@@ -46,6 +48,9 @@ type Config struct {
 	// OnCase is called after a case is opened (to wake the package
 	// builder). May be nil.
 	OnCase func(plume.CaseID)
+	// Profiles gives the repeat-exceedance rule of the profile a verdict
+	// cites; nil uses profile.DefaultRepeat.
+	Profiles *profile.Set
 }
 
 // Service accepts station uploads.
@@ -178,6 +183,17 @@ func (s *Service) putEvidence(ctx context.Context, st *central.Station, id plume
 				Detail: fmt.Sprintf("station signature verified; %d media item(s) held with the listed sha256 and size", len(m.Media))},
 			{Time: now, Actor: "central", Action: central.ActionCaseOpened, Detail: m.Pass.Verdict.Summary},
 		}
+	}
+	if c != nil {
+		var history []central.VehicleEntry
+		if c.Plate != "" {
+			if history, err = s.cfg.Store.VehicleHistory(ctx, c.Plate, 200); err != nil {
+				return nil, false, err
+			}
+		}
+		rule, known := s.cfg.Profiles.Repeat(c.Profile)
+		c.Kind, c.RepeatNote = review.Classify(c, &m.Pass, history, rule, known)
+		custody[len(custody)-1].Detail += " [" + string(c.Kind) + "]"
 	}
 	stored, created, err := s.cfg.Store.PutEvidence(ctx, ev, c, custody)
 	if err != nil {

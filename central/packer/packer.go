@@ -44,6 +44,9 @@ type Config struct {
 	Workers      int              // concurrent builds (default 1)
 	Lease        time.Duration    // how long a claimed job is held (default 10 min)
 	Poll         time.Duration    // how often an idle worker looks for jobs without a wake-up (default 1 s)
+	// SheetFont, when set, makes packages carry the PDF evidence sheet
+	// (evidence.LoadSheetFont).
+	SheetFont []byte
 }
 
 // Packer runs package builds.
@@ -123,7 +126,7 @@ func (p *Packer) work(ctx context.Context) {
 // RunOne claims and runs one ready job. It reports whether there was one;
 // a failed build is rescheduled, not returned as an error.
 func (p *Packer) RunOne(ctx context.Context) (bool, error) {
-	j, err := p.cfg.Store.ClaimJob(ctx, p.cfg.Now(), p.cfg.Lease)
+	j, err := p.cfg.Store.ClaimJob(ctx, p.cfg.Now(), p.cfg.Lease, central.JobBuildPackage)
 	if errors.Is(err, central.ErrNoJob) {
 		return false, nil
 	} else if err != nil {
@@ -153,14 +156,16 @@ func backoff(n int) time.Duration {
 }
 
 // Build builds, verifies and stores a case's evidence package and records
-// it on the case. A case whose package is already built and held is left
-// as it is.
+// it on the case. A case whose package is built for its current revision
+// and held is left as it is; after a review changes the case, the package
+// is built again with the grown custody log (the old one stays in the
+// blob store).
 func (p *Packer) Build(ctx context.Context, id plume.CaseID) error {
 	c, err := p.cfg.Store.Case(ctx, id)
 	if err != nil {
 		return fmt.Errorf("build package: %w", err)
 	}
-	if c.PackageSHA256 != "" {
+	if c.PackageCurrent() {
 		if ok, err := p.cfg.Blobs.Exists(ctx, c.PackageSHA256); err != nil {
 			return fmt.Errorf("build package: %w", err)
 		} else if ok {
@@ -213,7 +218,7 @@ func (p *Packer) build(ctx context.Context, c *central.Case) error {
 	cw := &countWriter{w: io.MultiWriter(f, h)}
 	err = evidence.Write(ctx, cw, &evidence.Input{
 		Case: c, Station: st, Evidence: ev, Custody: log, Organization: p.cfg.Organization,
-		Key: p.cfg.Key, BuiltAt: builtAt,
+		Key: p.cfg.Key, BuiltAt: builtAt, SheetFont: p.cfg.SheetFont,
 		OpenMedia: func(ctx context.Context, sum string) (io.ReadCloser, error) {
 			rc, _, err := p.cfg.Blobs.Open(ctx, sum)
 			return rc, err
@@ -234,7 +239,7 @@ func (p *Packer) build(ctx context.Context, c *central.Case) error {
 	if _, err := p.cfg.Blobs.Put(ctx, sum, f, cw.n); err != nil {
 		return err
 	}
-	if err := p.cfg.Store.SetCasePackage(ctx, c.ID, sum, cw.n, builtAt); err != nil {
+	if err := p.cfg.Store.SetCasePackage(ctx, c.ID, sum, cw.n, builtAt, c.Revision); err != nil {
 		return err
 	}
 	p.logger.Info("package built", "case", c.ID, "number", c.Number, "sha256", sum, "size", cw.n)

@@ -30,12 +30,13 @@ import (
 
 	"github.com/plume-emissions/plume"
 	"github.com/plume-emissions/plume/central"
-	"github.com/plume-emissions/plume/central/api"
+	"github.com/plume-emissions/plume/central/auth"
 	"github.com/plume-emissions/plume/central/blob"
-	"github.com/plume-emissions/plume/central/ingest"
+	"github.com/plume-emissions/plume/central/export"
 	liveview "github.com/plume-emissions/plume/central/live"
 	"github.com/plume-emissions/plume/central/metrics"
 	"github.com/plume-emissions/plume/central/packer"
+	"github.com/plume-emissions/plume/central/review"
 	"github.com/plume-emissions/plume/central/store"
 )
 
@@ -62,6 +63,29 @@ type Config struct {
 	// ShutdownTimeout bounds how long Close waits for requests in flight
 	// (default 30 s).
 	ShutdownTimeout time.Duration
+
+	// SecondReview makes every approval wait for a supervisor.
+	SecondReview bool
+	// SheetFont is the TrueType font (.ttf, or .ttc whose first font is
+	// TrueType) with CJK glyphs for the PDF evidence sheet; default
+	// evidence.DefaultSheetFont; "none" builds packages without the PDF.
+	SheetFont string
+	// SecureCookies marks session cookies Secure (serve behind TLS).
+	SecureCookies bool
+	// PoliceURL is the police system's push base URL; with it, approved
+	// cases are pushed over HTTP (POLICE-CONTRACT.md §1). Without it they
+	// are dropped as files in DropDir (default <data>/police-drop).
+	PoliceURL string
+	DropDir   string
+	// PoliceSecret is the shared secret of the police exchange (push
+	// signatures and the disposition callback).
+	PoliceSecret []byte
+	// PublicURL is the URL the police reach central at, for the callback
+	// (default the listen URL).
+	PublicURL string
+	// ExportPoll is how often an idle export worker looks for due retries
+	// (default 1 s).
+	ExportPoll time.Duration
 	// Live configures live view (central/live): STUN URLs, the built-in
 	// TURN relay and relay-only mode. Officers are authorised by
 	// Live.Authorizer, or else by the admin token in DataDir/live.token.
@@ -119,6 +143,9 @@ type Server struct {
 	key     ed25519.PrivateKey
 	metrics *metrics.Metrics
 	packer  *packer.Packer
+	exports *export.Worker
+	auth    *auth.Manager
+	review  *review.Service
 	ln      net.Listener
 	http    *http.Server
 	live    *liveview.Hub
@@ -147,19 +174,12 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.ln = ln
 
-	s.packer = packer.New(packer.Config{
-		Store: s.store, Blobs: s.blobs, Key: s.key, TempDir: filepath.Join(cfg.DataDir, "tmp"),
-		Organization: cfg.Organization, Logger: cfg.Logger, Now: cfg.Now, Metrics: s.metrics,
-		Workers: max(cfg.PackageWorkers, 1),
-	})
-	svc := ingest.New(ingest.Config{
-		Store: s.store, Blobs: s.blobs, Logger: cfg.Logger, Now: cfg.Now, Metrics: s.metrics,
-		MinSmokeGrade: cfg.MinSmokeGrade, OnCase: func(plume.CaseID) { s.packer.Wake() },
-	})
-	handler := api.New(api.Config{
-		Store: s.store, Blobs: s.blobs, Ingest: svc, Metrics: s.metrics,
-		Logger: cfg.Logger, Now: cfg.Now, AllowedSkew: cfg.AllowedSkew,
-	})
+	handler, webHandler, err := s.openCasework(ln)
+	if err != nil {
+		ln.Close()
+		s.store.Close()
+		return nil, err
+	}
 	mux, err := s.openLive(handler)
 	if err != nil {
 		ln.Close()
@@ -167,7 +187,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.http = &http.Server{
-		Handler:           mux,
+		Handler:           withWeb(webHandler, mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.With("component", "http").Handler(), slog.LevelWarn),
@@ -182,6 +202,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	})
 	if cfg.PackageWorkers > 0 {
 		s.wg.Go(func() { s.packer.Run(runCtx) })
+		s.wg.Go(func() { s.exports.Run(runCtx) })
 	}
 	s.logger.Info("central started", "addr", ln.Addr().String(), "data", cfg.DataDir, "central_key", plume.EncodeKey(s.PublicKey()))
 	return s, nil
@@ -318,7 +339,7 @@ func enroll(ctx context.Context, st central.Store, key ed25519.PrivateKey, centr
 // Stats counts what central holds.
 func (s *Server) Stats(ctx context.Context) (central.Stats, error) { return s.store.Stats(ctx) }
 
-// WaitIdle waits until no package build is pending, or ctx ends.
+// WaitIdle waits until no package build or export is pending, or ctx ends.
 func (s *Server) WaitIdle(ctx context.Context) error {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -47,10 +48,28 @@ var (
 	bucketJobs     = []byte("jobs")
 	bucketMeta     = []byte("meta")
 
+	// Indexes and the officer side (schema 2).
+	bucketCaseSum      = []byte("case_summary")     // case ID → summary
+	bucketCaseStatus   = []byte("idx_case_status")  // status \x00 case ID → summary
+	bucketCasePlate    = []byte("idx_case_plate")   // plate \x00 case ID → summary
+	bucketCaseStation  = []byte("idx_case_station") // station \x00 case ID → summary
+	bucketVehicles     = []byte("vehicles")         // plate \x00 time \x00 pass ID → VehicleEntry
+	bucketStationAudit = []byte("station_audits")   // station \x00 time \x00 record ID → plume.Audit
+	bucketDaily        = []byte("daily")            // day \x00 station → DayStats
+	bucketOfficers     = []byte("officers")
+	bucketSessions     = []byte("sessions")
+	bucketAudit        = []byte("audit_log") // seq → AuditEvent
+
 	keySchema   = []byte("schema")
 	keyPackages = []byte("packages_built")
-	schema      = []byte("1")
+	schema      = []byte("2")
 )
+
+var allBuckets = [][]byte{
+	bucketStations, bucketEvidence, bucketRecords, bucketPasses, bucketCases, bucketCustody, bucketJobs, bucketMeta,
+	bucketCaseSum, bucketCaseStatus, bucketCasePlate, bucketCaseStation, bucketVehicles, bucketStationAudit,
+	bucketDaily, bucketOfficers, bucketSessions, bucketAudit,
+}
 
 // Options tune Open.
 type Options struct {
@@ -82,17 +101,26 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketStations, bucketEvidence, bucketRecords, bucketPasses, bucketCases, bucketCustody, bucketJobs, bucketMeta} {
+		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
-		if v := meta.Get(keySchema); v == nil {
+		switch v := meta.Get(keySchema); {
+		case v == nil:
 			if err := meta.Put(keySchema, schema); err != nil {
 				return err
 			}
-		} else if !bytes.Equal(v, schema) {
+		case string(v) == "1":
+			// Schema 1 had no case indexes: build them.
+			if err := migrate1to2(tx); err != nil {
+				return fmt.Errorf("migrate schema 1 to 2: %w", err)
+			}
+			if err := meta.Put(keySchema, schema); err != nil {
+				return err
+			}
+		case !bytes.Equal(v, schema):
 			return fmt.Errorf("schema version %q, this build reads %q", v, schema)
 		}
 		// Only this process can hold the file now: leases of a process
@@ -247,6 +275,14 @@ func (s *Store) PutEvidence(ctx context.Context, ev *central.StoredEvidence, c *
 			if err := putJSON(cb, []byte(c.ID), c); err != nil {
 				return err
 			}
+			if err := indexCase(tx, nil, c); err != nil {
+				return err
+			}
+			ds := newDayCache(tx)
+			ds.get(central.DayOf(c.CapturedAt), c.Station).AddTransition(nil, c)
+			if err := ds.flush(); err != nil {
+				return err
+			}
 			var last *central.CustodyEntry
 			for _, e := range custody {
 				e = central.ChainCustody(last, e)
@@ -260,6 +296,17 @@ func (s *Store) PutEvidence(ctx context.Context, ev *central.StoredEvidence, c *
 			}
 		}
 		stored = *ev
+		if m, err := plume.DecodeManifest(ev.Manifest); err == nil {
+			if ve := central.NewVehicleEntry(&m.Pass); ve != nil {
+				ve.CaseID = ev.CaseID
+				if c != nil {
+					ve.Plate = c.Plate
+				}
+				if err := putVehicle(tx, ve); err != nil {
+					return err
+				}
+			}
+		}
 		return putJSON(evb, key, ev)
 	})
 	if err != nil {
@@ -289,6 +336,7 @@ func (s *Store) PutRecords(ctx context.Context, station plume.StationID, recs []
 	err = s.update(ctx, func(tx *bolt.Tx) error {
 		accepted, duplicates = 0, 0 // bbolt may not retry, but keep the counts honest if it did
 		rb, pb := tx.Bucket(bucketRecords), tx.Bucket(bucketPasses)
+		days := newDayCache(tx)
 		for i := range recs {
 			r := &recs[i]
 			if r.Station != station {
@@ -310,10 +358,22 @@ func (s *Store) PutRecords(ctx context.Context, station plume.StationID, recs []
 				if err := putJSON(pb, itob(seq), central.NewPassRow(r.Pass, receivedAt)); err != nil {
 					return err
 				}
+				if ve := central.NewVehicleEntry(r.Pass); ve != nil {
+					if err := putVehicle(tx, ve); err != nil {
+						return err
+					}
+				}
+				days.get(central.DayOf(r.Pass.Reading.Time), station).AddPass(r.Pass)
+			}
+			if r.Kind == plume.RecordAudit && r.Audit != nil {
+				k := append(append([]byte(string(station)+"\x00"), itob(uint64(r.Audit.Time.UnixNano()))...), []byte("\x00"+r.ID)...)
+				if err := putJSON(tx.Bucket(bucketStationAudit), k, r.Audit); err != nil {
+					return err
+				}
 			}
 			accepted++
 		}
-		return nil
+		return days.flush()
 	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("put records: %w", err)
@@ -343,7 +403,7 @@ func (s *Store) Passes(ctx context.Context, f central.PassFilter) ([]*central.Pa
 			if err := json.Unmarshal(v, &row); err != nil {
 				return false, fmt.Errorf("decode pass %x: %w", k, err)
 			}
-			if (f.Station != "" && row.Station != f.Station) || (f.Outcome != "" && row.Outcome != f.Outcome) {
+			if (f.Station != "" && row.Station != f.Station) || (f.Outcome != "" && row.Outcome != f.Outcome) || (len(f.Stations) > 0 && !slices.Contains(f.Stations, row.Station)) {
 				return true, nil
 			}
 			if len(out) == limit {
@@ -402,46 +462,8 @@ func (s *Store) Case(ctx context.Context, id plume.CaseID) (*central.Case, error
 	return &c, nil
 }
 
-// Cases implements central.Store. The cursor is the ID of the last case of
-// the previous page.
-func (s *Store) Cases(ctx context.Context, f central.CaseFilter) ([]*central.Case, string, error) {
-	var start []byte
-	if f.Cursor != "" {
-		if len(f.Cursor) > 64 {
-			return nil, "", plume.Errorf(plume.EINVALID, "bad cursor")
-		}
-		start = []byte(f.Cursor)
-	}
-	limit := central.PageLimit(f.Limit)
-	var (
-		out  []*central.Case
-		next string
-	)
-	err := s.view(ctx, func(tx *bolt.Tx) error {
-		return scanBack(tx.Bucket(bucketCases), start, func(k, v []byte) (bool, error) {
-			var c central.Case
-			if err := json.Unmarshal(v, &c); err != nil {
-				return false, fmt.Errorf("decode case %s: %w", k, err)
-			}
-			if (f.Station != "" && c.Station != f.Station) || (f.Status != "" && c.Status != f.Status) {
-				return true, nil
-			}
-			if len(out) == limit {
-				next = string(out[len(out)-1].ID)
-				return false, nil
-			}
-			out = append(out, &c)
-			return true, nil
-		})
-	})
-	if err != nil {
-		return nil, "", fmt.Errorf("list cases: %w", err)
-	}
-	return out, next, nil
-}
-
 // SetCasePackage implements central.Store.
-func (s *Store) SetCasePackage(ctx context.Context, id plume.CaseID, sha string, size int64, builtAt time.Time) error {
+func (s *Store) SetCasePackage(ctx context.Context, id plume.CaseID, sha string, size int64, builtAt time.Time, revision int) error {
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		cb := tx.Bucket(bucketCases)
 		var c central.Case
@@ -460,7 +482,7 @@ func (s *Store) SetCasePackage(ctx context.Context, id plume.CaseID, sha string,
 				return err
 			}
 		}
-		c.PackageSHA256, c.PackageSize, c.PackageBuiltAt = sha, size, builtAt.UTC()
+		c.PackageSHA256, c.PackageSize, c.PackageBuiltAt, c.PackageRevision = sha, size, builtAt.UTC(), revision
 		return putJSON(cb, []byte(id), &c)
 	})
 	if err != nil {
@@ -479,29 +501,35 @@ func (s *Store) AppendCustody(ctx context.Context, id plume.CaseID, e central.Cu
 		if tx.Bucket(bucketCases).Get([]byte(id)) == nil {
 			return fmt.Errorf("case %s: %w", id, central.ErrNotFound)
 		}
-		b := tx.Bucket(bucketCustody)
-		prefix := []byte(string(id) + "\x00")
-		var last *central.CustodyEntry
-		c := b.Cursor()
-		var k, v []byte
-		if k, _ = c.Seek(custodyKey(id, 1<<62)); k == nil {
-			k, v = c.Last()
-		} else {
-			k, v = c.Prev()
-		}
-		if k != nil && bytes.HasPrefix(k, prefix) {
-			last = new(central.CustodyEntry)
-			if err := json.Unmarshal(v, last); err != nil {
-				return fmt.Errorf("decode custody entry: %w", err)
-			}
-		}
-		e = central.ChainCustody(last, e)
-		return b.Put(custodyKey(id, e.Seq), central.EncodeCustody(e))
+		var err error
+		e, err = appendCustody(tx, id, e)
+		return err
 	})
 	if err != nil {
 		return central.CustodyEntry{}, fmt.Errorf("append custody: %w", err)
 	}
 	return e, nil
+}
+
+func appendCustody(tx *bolt.Tx, id plume.CaseID, e central.CustodyEntry) (central.CustodyEntry, error) {
+	b := tx.Bucket(bucketCustody)
+	prefix := []byte(string(id) + "\x00")
+	var last *central.CustodyEntry
+	c := b.Cursor()
+	var k, v []byte
+	if k, _ = c.Seek(custodyKey(id, 1<<62)); k == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
+	}
+	if k != nil && bytes.HasPrefix(k, prefix) {
+		last = new(central.CustodyEntry)
+		if err := json.Unmarshal(v, last); err != nil {
+			return e, fmt.Errorf("decode custody entry: %w", err)
+		}
+	}
+	e = central.ChainCustody(last, e)
+	return e, b.Put(custodyKey(id, e.Seq), central.EncodeCustody(e))
 }
 
 // Custody implements central.Store.
@@ -556,7 +584,7 @@ func (s *Store) EnqueueJob(ctx context.Context, j central.Job) (central.Job, err
 }
 
 // ClaimJob implements central.Store.
-func (s *Store) ClaimJob(ctx context.Context, now time.Time, lease time.Duration) (*central.Job, error) {
+func (s *Store) ClaimJob(ctx context.Context, now time.Time, lease time.Duration, kinds ...central.JobKind) (*central.Job, error) {
 	var claimed *central.Job
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketJobs)
@@ -566,7 +594,7 @@ func (s *Store) ClaimJob(ctx context.Context, now time.Time, lease time.Duration
 			if err := json.Unmarshal(v, &j); err != nil {
 				return fmt.Errorf("decode job %x: %w", k, err)
 			}
-			if now.Before(j.NotBefore) || now.Before(j.LeaseUntil) {
+			if now.Before(j.NotBefore) || now.Before(j.LeaseUntil) || (len(kinds) > 0 && !slices.Contains(kinds, j.Kind)) {
 				continue
 			}
 			j.LeaseUntil = now.Add(lease).UTC()

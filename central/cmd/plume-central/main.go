@@ -3,6 +3,7 @@
 //	plume-central serve  [-addr 127.0.0.1:8080] [-data ./central-data]
 //	plume-central enroll -data DIR -station ID [-name N] [-pubkey BASE64] -central-url URL -out FILE
 //	plume-central verify [-central-key BASE64] PACKAGE.zip
+//	plume-central create-admin -data DIR -username U [-name N]   (password from PLUME_ADMIN_PASSWORD or stdin)
 //
 // serve runs central until SIGINT or SIGTERM, then drains and exits.
 // enroll works on a stopped central's data directory and writes the
@@ -11,6 +12,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
@@ -21,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -47,6 +50,7 @@ const usage = `usage:
   plume-central serve  [-addr 127.0.0.1:8080] [-data ./central-data]
   plume-central enroll -data DIR -station ID [-name N] [-pubkey BASE64] -central-url URL -out FILE
   plume-central verify [-central-key BASE64] PACKAGE.zip
+  plume-central create-admin -data DIR -username U [-name N]   (password: $PLUME_ADMIN_PASSWORD or first line of stdin)
 `
 
 // run runs one subcommand. serve returns when ctx ends.
@@ -62,6 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runEnroll(ctx, args[1:], stdout, stderr)
 	case "verify":
 		return runVerify(args[1:], stdout, stderr)
+	case "create-admin":
+		return runCreateAdmin(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -87,11 +93,25 @@ func (m *Main) ParseFlags(args []string, stderr io.Writer) error {
 	fs.StringVar(&m.Config.DataDir, "data", m.Config.DataDir, "data directory")
 	fs.DurationVar(&m.Config.AllowedSkew, "skew", m.Config.AllowedSkew, "allowed station clock skew")
 	fs.StringVar(&m.Config.Organization, "org", m.Config.Organization, "Source-Organization of evidence packages")
+	fs.BoolVar(&m.Config.SecondReview, "second-review", m.Config.SecondReview, "approvals wait for a supervisor's second review")
+	fs.StringVar(&m.Config.SheetFont, "sheet-font", m.Config.SheetFont, "TrueType/TTC font with CJK glyphs for the PDF evidence sheet (\"none\": no PDF)")
+	fs.BoolVar(&m.Config.SecureCookies, "secure-cookies", m.Config.SecureCookies, "mark session cookies Secure (behind TLS)")
+	fs.StringVar(&m.Config.PoliceURL, "police-url", m.Config.PoliceURL, "traffic police push base URL (default: folder drop)")
+	fs.StringVar(&m.Config.DropDir, "drop-dir", m.Config.DropDir, "folder-drop directory (default DATA/police-drop)")
+	fs.StringVar(&m.Config.PublicURL, "public-url", m.Config.PublicURL, "URL the police reach central at, for the callback")
+	secretFile := fs.String("police-secret-file", "", "file holding the police exchange shared secret")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	if *secretFile != "" {
+		b, err := os.ReadFile(*secretFile)
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		m.Config.PoliceSecret = []byte(strings.TrimSpace(string(b)))
 	}
 	return nil
 }
@@ -167,6 +187,36 @@ func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("enroll: %w", err)
 	}
 	fmt.Fprintf(stdout, "enrolled station %s; enrollment written to %s\n", e.Station, *out)
+	return nil
+}
+
+func runCreateAdmin(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("create-admin", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", "./central-data", "central's data directory (central must be stopped)")
+	username := fs.String("username", "", "the administrator's username")
+	name := fs.String("name", "Administrator", "the administrator's name")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *username == "" {
+		return errors.New("create-admin: -username is required")
+	}
+	password := os.Getenv("PLUME_ADMIN_PASSWORD")
+	if password == "" {
+		line, err := bufio.NewReader(io.LimitReader(stdin, 1024)).ReadString('\n')
+		if err != nil && line == "" {
+			return errors.New("create-admin: give the password in PLUME_ADMIN_PASSWORD or on stdin")
+		}
+		password = strings.TrimRight(line, "\r\n")
+	}
+	err := server.CreateAdminDataDir(ctx, *data, *username, *name, password, time.Now())
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("create-admin: the data directory %s is in use by a running central; stop it first (or add officers on the admin page)", *data)
+	} else if err != nil {
+		return fmt.Errorf("create-admin: %s", plume.ErrorMessage(err)+detail(err))
+	}
+	fmt.Fprintf(stdout, "administrator %s created; sign in at central's /login\n", *username)
 	return nil
 }
 

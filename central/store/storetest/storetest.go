@@ -181,7 +181,7 @@ func testCaseCreated(t *testing.T, s central.Store) {
 		t.Fatalf("job %+v", j)
 	}
 	built := fixture.Epoch.Add(2 * time.Hour)
-	if err := s.SetCasePackage(ctx, c.ID, fmt.Sprintf("%064x", 7), 1234, built); err != nil {
+	if err := s.SetCasePackage(ctx, c.ID, fmt.Sprintf("%064x", 7), 1234, built, 0); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = s.Case(ctx, c.ID)
@@ -189,7 +189,7 @@ func testCaseCreated(t *testing.T, s central.Store) {
 		t.Fatalf("package not recorded: %+v", got)
 	}
 	// Rebuilding does not count twice.
-	if err := s.SetCasePackage(ctx, c.ID, fmt.Sprintf("%064x", 8), 1235, built); err != nil {
+	if err := s.SetCasePackage(ctx, c.ID, fmt.Sprintf("%064x", 8), 1235, built, 0); err != nil {
 		t.Fatal(err)
 	}
 	if st, _ := s.Stats(ctx); st.PackagesBuilt != 1 {
@@ -394,7 +394,7 @@ func testNotFound(t *testing.T, s central.Store) {
 		"evidence": second(s.Evidence(ctx, "nope", "nope-20261128T000000000Z-L1")),
 		"case":     second(s.Case(ctx, "C00000000042")),
 		"custody":  second(s.Custody(ctx, "C00000000042")),
-		"package":  s.SetCasePackage(ctx, "C00000000042", "", 0, time.Time{}),
+		"package":  s.SetCasePackage(ctx, "C00000000042", "", 0, time.Time{}, 0),
 		"retry":    s.RetryJob(ctx, 42, time.Time{}, ""),
 	} {
 		if !errors.Is(err, central.ErrNotFound) || plume.ErrorCode(err) != plume.ENOTFOUND {

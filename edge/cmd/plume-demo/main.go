@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/plume-emissions/plume"
+	"github.com/plume-emissions/plume/central"
 	"github.com/plume-emissions/plume/central/server"
 	"github.com/plume-emissions/plume/edge/agent"
 	"github.com/plume-emissions/plume/edge/agent/agenttest"
@@ -234,9 +235,16 @@ wait:
 	out.say("Done in %s: %d passes screened at %s; %d violation candidates, %d readings invalid (weak plume, VSP, weather, device), %d malformed frames quarantined.",
 		time.Since(out.start).Round(100*time.Millisecond), len(ps.AckedPasses), st.Station.Station, as.Violations, as.Invalid, as.Analyser.MalformedTotal())
 	out.say("Central holds %d passes and %d cases; %d evidence packages built, downloaded and verified offline.", int64(cs.Records)-as.Status-as.Audits, cs.Cases, len(paths))
+	// The officers' web app: a first administrator (the API's reads close
+	// to anonymous callers once an officer exists).
+	adminPass := "demo-" + plume.EncodeKey(c.PublicKey())[:12]
+	if err := c.CreateOfficer(ctx, &central.Officer{Username: "admin", Name: "Demo administrator", Role: central.RoleAdmin}, adminPass); err != nil {
+		return fmt.Errorf("create the demo administrator: %w", err)
+	}
 	out.blank()
 	out.plain("Where to look")
-	out.plain("  cases         %s/api/v1/cases", c.URL())
+	out.plain("  web app       %s/login   (user admin, password %s; add reviewers on the Officers page)", c.URL(), adminPass)
+	out.plain("  cases         %s/api/v1/cases   (signed in)", c.URL())
 	if len(cases) > 0 {
 		out.plain("  one case      %s/api/v1/cases/%s", c.URL(), cases[0].ID)
 	}

@@ -1,0 +1,419 @@
+// Package auth signs officers in to central: argon2id password hashes,
+// sessions held in the store (browser cookies with a CSRF token, or API
+// bearer tokens), and a log-in rate limiter. Roles and station scoping are
+// decided by central.Officer (Can, Sees); this package only finds out who
+// is asking.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+
+	"github.com/plume-emissions/plume"
+	"github.com/plume-emissions/plume/central"
+)
+
+// Cookie and header names.
+const (
+	CookieName = "plume_session"
+	CSRFHeader = "X-CSRF-Token"
+	CSRFField  = "csrf"
+)
+
+// argon2id parameters (RFC 9106's second recommended option, with less
+// memory: 19 MiB, 2 passes, as OWASP suggests for servers).
+const (
+	argonTime    = 2
+	argonMemory  = 19 * 1024
+	argonThreads = 1
+	argonKeyLen  = 32
+	saltLen      = 16
+)
+
+// MinPasswordLen is the shortest password accepted.
+const MinPasswordLen = 10
+
+var usernamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,31}$`)
+
+// ValidateUsername checks a new username.
+func ValidateUsername(u string) error {
+	if !usernamePattern.MatchString(u) {
+		return plume.Errorf(plume.EINVALID, "username must be 2–32 of a–z, 0–9, '.', '_' or '-'")
+	}
+	return nil
+}
+
+// ValidatePassword checks a new password.
+func ValidatePassword(p string) error {
+	if len([]rune(p)) < MinPasswordLen {
+		return plume.Errorf(plume.EINVALID, "password must be at least %d characters", MinPasswordLen)
+	}
+	if len(p) > 256 {
+		return plume.Errorf(plume.EINVALID, "password longer than 256 bytes")
+	}
+	return nil
+}
+
+// HashPassword returns the PHC string of an argon2id hash of password.
+func HashPassword(password string) (string, error) {
+	salt := make([]byte, saltLen)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
+}
+
+// CheckPassword reports whether password matches the PHC hash.
+func CheckPassword(hash, password string) bool {
+	parts := strings.Split(hash, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return false
+	}
+	var m, t uint32
+	var p uint8
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || m > 1<<20 || t > 16 || p == 0 {
+		return false
+	}
+	salt, err1 := base64.RawStdEncoding.DecodeString(parts[4])
+	want, err2 := base64.RawStdEncoding.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || len(want) == 0 {
+		return false
+	}
+	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1
+}
+
+// dummyHash is checked when the username is unknown, so a log-in takes as
+// long for an unknown user as for a wrong password.
+var dummyHash, _ = HashPassword("plume dummy password for timing")
+
+// Token returns a new random secret: 32 bytes, base64url.
+func Token() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err)) // cannot happen on Linux
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// HashToken returns the store key of a session secret.
+func HashToken(tok string) string {
+	s := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(s[:])
+}
+
+// Config configures a Manager.
+type Config struct {
+	Store  central.Store
+	Logger *slog.Logger
+	Now    func() time.Time
+	// SessionTTL is how long a browser session lasts (default 12 h, one
+	// shift); TokenTTL how long an API token lasts (default 90 days).
+	SessionTTL time.Duration
+	TokenTTL   time.Duration
+	// SecureCookies sets the Secure attribute (serve over TLS, or behind
+	// a TLS proxy).
+	SecureCookies bool
+	// Limiter limits log-in attempts (default NewLimiter(5, 15 min)).
+	Limiter *Limiter
+}
+
+// Manager signs officers in and out and finds who is asking.
+type Manager struct {
+	cfg    Config
+	logger *slog.Logger
+}
+
+// New returns a Manager.
+func New(cfg Config) *Manager {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 12 * time.Hour
+	}
+	if cfg.TokenTTL <= 0 {
+		cfg.TokenTTL = 90 * 24 * time.Hour
+	}
+	if cfg.Limiter == nil {
+		cfg.Limiter = NewLimiter(5, 15*time.Minute, cfg.Now)
+	}
+	return &Manager{cfg: cfg, logger: cfg.Logger.With("component", "auth")}
+}
+
+// Principal is an authenticated request's officer and session.
+type Principal struct {
+	Officer *central.Officer
+	Session *central.Session
+}
+
+// ErrNoSession is returned by Authenticate when the request carries no
+// valid session or token.
+var ErrNoSession = plume.Errorf(plume.EUNAUTHORIZED, "sign in first")
+
+// ClientIP returns the request's remote IP (central is reached directly or
+// through a proxy that sets RemoteAddr; X-Forwarded-For is not trusted).
+func ClientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// Login checks a username and password and, on success, creates a fresh
+// browser session (never reusing an identifier the client sent: no session
+// fixation). It returns the cookie secret. Failures and successes are
+// audited; too many failures from one address or for one username are
+// refused with EUNAVAILABLE until the window passes.
+func (m *Manager) Login(ctx context.Context, username, password, ip string) (*Principal, string, error) {
+	now := m.cfg.Now()
+	username = strings.ToLower(strings.TrimSpace(username))
+	if !m.cfg.Limiter.Allow("ip:"+ip) || !m.cfg.Limiter.Allow("user:"+username) {
+		m.audit(ctx, central.AuditEvent{Time: now, Actor: username, IP: ip, Action: "login.throttled"})
+		return nil, "", plume.Errorf(plume.EUNAVAILABLE, "too many failed sign-ins; wait a few minutes and try again")
+	}
+	o, err := m.cfg.Store.Officer(ctx, username)
+	if err != nil && !errors.Is(err, central.ErrNotFound) {
+		return nil, "", err
+	}
+	hash := dummyHash
+	if o != nil {
+		hash = o.PasswordHash
+	}
+	ok := CheckPassword(hash, password)
+	if o == nil || !ok || o.Disabled {
+		m.cfg.Limiter.Fail("ip:" + ip)
+		m.cfg.Limiter.Fail("user:" + username)
+		m.audit(ctx, central.AuditEvent{Time: now, Actor: username, IP: ip, Action: "login.fail"})
+		return nil, "", plume.Errorf(plume.EUNAUTHORIZED, "wrong username or password")
+	}
+	m.cfg.Limiter.Reset("user:" + username)
+	tok := Token()
+	s := &central.Session{Hash: HashToken(tok), Kind: central.SessionBrowser, Officer: o.Username, CSRF: Token(),
+		CreatedAt: now.UTC(), ExpiresAt: now.Add(m.cfg.SessionTTL).UTC(), IP: ip}
+	if err := m.cfg.Store.PutSession(ctx, s); err != nil {
+		return nil, "", err
+	}
+	m.audit(ctx, central.AuditEvent{Time: now, Actor: o.Username, Role: o.Role, IP: ip, Action: "login.ok"})
+	return &Principal{Officer: o, Session: s}, tok, nil
+}
+
+// IssueToken creates an API bearer token for an officer and returns it;
+// it is shown once.
+func (m *Manager) IssueToken(ctx context.Context, o *central.Officer, label, ip string, by *central.Officer) (string, error) {
+	now := m.cfg.Now()
+	tok := "plm_" + Token()
+	s := &central.Session{Hash: HashToken(tok), Kind: central.SessionToken, Officer: o.Username, Label: label,
+		CreatedAt: now.UTC(), ExpiresAt: now.Add(m.cfg.TokenTTL).UTC(), IP: ip}
+	if err := m.cfg.Store.PutSession(ctx, s); err != nil {
+		return "", err
+	}
+	m.audit(ctx, central.AuditEvent{Time: now, Actor: by.Username, Role: by.Role, IP: ip, Action: "token.issue", Target: o.Username, Detail: label})
+	return tok, nil
+}
+
+// Logout ends the request's session.
+func (m *Manager) Logout(ctx context.Context, p *Principal, ip string) error {
+	m.audit(ctx, central.AuditEvent{Time: m.cfg.Now(), Actor: p.Officer.Username, Role: p.Officer.Role, IP: ip, Action: "logout"})
+	return m.cfg.Store.DeleteSession(ctx, p.Session.Hash)
+}
+
+// Authenticate finds the request's officer from its session cookie or its
+// "Authorization: Bearer" token. It returns ErrNoSession when there is
+// neither or it is not valid (expired, unknown, officer disabled).
+func (m *Manager) Authenticate(r *http.Request) (*Principal, error) {
+	var secret string
+	kind := central.SessionBrowser
+	if h := r.Header.Get("Authorization"); h != "" {
+		t, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok {
+			return nil, ErrNoSession
+		}
+		secret, kind = strings.TrimSpace(t), central.SessionToken
+	} else if c, err := r.Cookie(CookieName); err == nil {
+		secret = c.Value
+	}
+	if secret == "" || len(secret) > 128 {
+		return nil, ErrNoSession
+	}
+	s, err := m.cfg.Store.Session(r.Context(), HashToken(secret))
+	if errors.Is(err, central.ErrNotFound) {
+		return nil, ErrNoSession
+	} else if err != nil {
+		return nil, err
+	}
+	if s.Kind != kind || !m.cfg.Now().Before(s.ExpiresAt) {
+		return nil, ErrNoSession
+	}
+	o, err := m.cfg.Store.Officer(r.Context(), s.Officer)
+	if errors.Is(err, central.ErrNotFound) || (err == nil && o.Disabled) {
+		return nil, ErrNoSession
+	} else if err != nil {
+		return nil, err
+	}
+	return &Principal{Officer: o, Session: s}, nil
+}
+
+// CheckCSRF checks a state-changing request of a browser session: the
+// token (form field or X-CSRF-Token header) must equal the session's, and
+// an Origin header, when sent, must be this host. Bearer-token requests
+// carry no ambient credentials and need no CSRF token.
+func CheckCSRF(r *http.Request, p *Principal) error {
+	if p.Session.Kind == central.SessionToken {
+		return nil
+	}
+	if o := r.Header.Get("Origin"); o != "" && o != "null" {
+		if !sameOrigin(o, r.Host) {
+			return plume.Errorf(plume.EFORBIDDEN, "cross-origin request refused")
+		}
+	}
+	tok := r.Header.Get(CSRFHeader)
+	if tok == "" {
+		tok = r.PostFormValue(CSRFField)
+	}
+	if tok == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(p.Session.CSRF)) != 1 {
+		return plume.Errorf(plume.EFORBIDDEN, "missing or wrong CSRF token; reload the page and try again")
+	}
+	return nil
+}
+
+func sameOrigin(origin, host string) bool {
+	_, rest, ok := strings.Cut(origin, "://")
+	return ok && rest == host
+}
+
+// SetCookie sets the session cookie: HttpOnly, SameSite=Strict, Secure
+// when configured, for the whole site.
+func (m *Manager) SetCookie(w http.ResponseWriter, tok string, expires time.Time) {
+	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: tok, Path: "/", Expires: expires, HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: m.cfg.SecureCookies})
+}
+
+// ClearCookie removes the session cookie.
+func (m *Manager) ClearCookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: m.cfg.SecureCookies})
+}
+
+func (m *Manager) audit(ctx context.Context, e central.AuditEvent) {
+	if _, err := m.cfg.Store.AppendAudit(ctx, e); err != nil {
+		m.logger.Error("audit", "action", e.Action, "err", err)
+	}
+}
+
+// Limiter counts failures per key in a sliding window and refuses a key
+// that reached the maximum until its oldest failure leaves the window.
+type Limiter struct {
+	max    int
+	window time.Duration
+	now    func() time.Time
+	mu     sync.Mutex
+	fails  map[string][]time.Time
+}
+
+// NewLimiter returns a limiter allowing max failures per window.
+func NewLimiter(max int, window time.Duration, now func() time.Time) *Limiter {
+	if now == nil {
+		now = time.Now
+	}
+	return &Limiter{max: max, window: window, now: now, fails: map[string][]time.Time{}}
+}
+
+func (l *Limiter) prune(key string) []time.Time {
+	cut := l.now().Add(-l.window)
+	f := l.fails[key]
+	i := 0
+	for i < len(f) && !f[i].After(cut) {
+		i++
+	}
+	f = f[i:]
+	if len(f) == 0 {
+		delete(l.fails, key)
+	} else {
+		l.fails[key] = f
+	}
+	return f
+}
+
+// Allow reports whether key may try again.
+func (l *Limiter) Allow(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.prune(key)) < l.max
+}
+
+// Fail records a failure of key.
+func (l *Limiter) Fail(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.fails[key] = append(l.prune(key), l.now())
+	if len(l.fails) > 100000 { // bound memory under a spray of addresses
+		clear(l.fails)
+	}
+}
+
+// Reset forgets key's failures.
+func (l *Limiter) Reset(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.fails, key)
+}
+
+// CreateOfficer validates and stores a new officer with a hashed password
+// and audits it (by is "" for the first-run command).
+func CreateOfficer(ctx context.Context, st central.Store, o *central.Officer, password, by, ip string, now time.Time) error {
+	o.Username = strings.ToLower(strings.TrimSpace(o.Username))
+	if err := ValidateUsername(o.Username); err != nil {
+		return err
+	}
+	if !o.Role.Valid() {
+		return plume.Errorf(plume.EINVALID, "unknown role %q", o.Role)
+	}
+	for _, s := range o.Stations {
+		if err := s.Validate(); err != nil {
+			return err
+		}
+	}
+	if err := ValidatePassword(password); err != nil {
+		return err
+	}
+	h, err := HashPassword(password)
+	if err != nil {
+		return err
+	}
+	o.PasswordHash, o.CreatedAt, o.CreatedBy = h, now.UTC(), by
+	if err := st.PutOfficer(ctx, o); err != nil {
+		if errors.Is(err, central.ErrConflict) {
+			return plume.Errorf(plume.ECONFLICT, "username %s is taken", o.Username)
+		}
+		return err
+	}
+	actor := by
+	if actor == "" {
+		actor = "plume-central create-admin"
+	}
+	after := fmt.Sprintf(`{"username":%q,"role":%q,"stations":%q}`, o.Username, o.Role, o.Stations)
+	_, err = st.AppendAudit(ctx, central.AuditEvent{Time: now, Actor: actor, IP: ip, Action: "officer.create", Target: o.Username, After: after})
+	return err
+}
