@@ -183,8 +183,8 @@ func comment(s string) (string, error) {
 // in custody and shown in the rebuilt package.
 func (s *Service) CorrectPlate(ctx context.Context, a Actor, id plume.CaseID, plate string, colour plume.PlateColour, note string) (*central.Case, error) {
 	plate = strings.ToUpper(strings.TrimSpace(plate))
-	if err := plume.ValidatePlateText(plate); err != nil {
-		return nil, plume.Errorf(plume.EINVALID, "%v", err)
+	if err := checkPlate(plate); err != nil {
+		return nil, err
 	}
 	note, err := comment(note)
 	if err != nil {
