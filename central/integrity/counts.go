@@ -42,6 +42,7 @@ type cameraCounts struct {
 	base
 	p       countsParams
 	times   []time.Time // pass times, in arrival order
+	head    int         // times[:head] are past retain
 	ids     []string
 	pending []CameraCount
 	alarm   bool
@@ -82,13 +83,13 @@ func (d *cameraCounts) judge(s *Stream, now time.Time) {
 	}
 	// Forget passes older than retain.
 	cut := now.Add(-d.p.Retain)
-	i := 0
-	for i < len(d.times) && d.times[i].Before(cut) {
-		i++
+	for d.head < len(d.times) && d.times[d.head].Before(cut) {
+		d.head++
 	}
-	if i > 1024 {
-		d.times = append(d.times[:0], d.times[i:]...)
-		d.ids = append(d.ids[:0], d.ids[i:]...)
+	if d.head > 4096 && d.head > len(d.times)/2 {
+		d.times = append(d.times[:0], d.times[d.head:]...)
+		d.ids = append(d.ids[:0], d.ids[d.head:]...)
+		d.head = 0
 	}
 }
 
@@ -97,7 +98,7 @@ func (d *cameraCounts) one(s *Stream, c CameraCount) {
 	n := 0
 	// Passes arrive nearly in order: search the sorted prefix, then scan.
 	start, _ := slices.BinarySearchFunc(d.times, c.From, func(t, from time.Time) int { return t.Compare(from) })
-	for i := max(0, start-64); i < len(d.times); i++ {
+	for i := max(d.head, start-64); i < len(d.times); i++ {
 		if t := d.times[i]; !t.Before(c.From) && t.Before(c.To) {
 			n++
 			ev.add(d.ids[i])

@@ -276,7 +276,13 @@ func (d *constantValue) pass(s *Stream, rec *plume.Record) {
 		r := &d.runs[i]
 		lo, hi := math.Min(r.lo, v), math.Max(r.hi, v)
 		if r.n == 0 || hi-lo > d.p.Tolerance[f]+1e-9 {
-			*r = constRun{lo: v, hi: v, from: t}
+			// Start a new run, reusing the old one's buffers: most runs
+			// are one pass long.
+			ids, pts := r.ev.ids[:0], r.pts.Points[:0]
+			if r.fired { // the emitted alert holds the old slices
+				ids, pts = nil, nil
+			}
+			*r = constRun{lo: v, hi: v, from: t, ev: evidence{ids: ids}, pts: ChartSeries{Points: pts}}
 			lo, hi = v, v
 		}
 		r.lo, r.hi = lo, hi
