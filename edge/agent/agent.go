@@ -296,6 +296,21 @@ func (a *Agent) analyserStats() analyser.Stats {
 	return analyser.Stats{}
 }
 
+// Healthy reports whether the agent can still do its job: the spool answers
+// and the analyser intake is running. An unreachable central is not a
+// fault (edge boxes run offline for days); the systemd watchdog uses this.
+func (a *Agent) Healthy(ctx context.Context) error {
+	if _, err := a.spool.Totals(ctx); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	select {
+	case <-a.intakeDone:
+		return errors.New("analyser intake stopped")
+	default:
+	}
+	return nil
+}
+
 // Spool returns the agent's spool, for operations tools and tests.
 func (a *Agent) Spool() *spool.Spool { return a.spool }
 

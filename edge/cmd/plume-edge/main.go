@@ -2,6 +2,10 @@
 //
 //	plume-edge run [-config FILE] [-data DIR]   run the agent until SIGINT/SIGTERM
 //	plume-edge check-config FILE...            check station files and what they reference
+//	plume-edge plate IMAGE...                  read licence plates in images, as JSON
+//	plume-edge eval-plates DIR...              plate accuracy over labelled folders
+//	plume-edge smoke IMAGE...                  black smoke and Ringelmann grade in stills, as JSON
+//	plume-edge eval-smoke ...                  smoke accuracy on stills and generated video
 //
 // Without -config, run uses the embedded demo station file.
 package main
@@ -23,6 +27,7 @@ import (
 	"github.com/plume-emissions/plume/edge/agent"
 	"github.com/plume-emissions/plume/edge/analyser"
 	"github.com/plume-emissions/plume/edge/config"
+	"github.com/plume-emissions/plume/edge/systemd"
 )
 
 func main() {
@@ -47,6 +52,10 @@ const usage = `usage: plume-edge COMMAND [flags]
 commands:
   run            run the edge agent (until SIGINT or SIGTERM)
   check-config   check station files and the profiles they reference
+  plate          read licence plates in images (JSON)
+  eval-plates    measure plate reading on labelled folders
+  smoke          detect black smoke and grade it in still images (JSON)
+  eval-smoke     measure smoke detection on labelled stills and generated video
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -63,10 +72,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := m.Run(ctx); err != nil {
 			return err
 		}
+		// Under systemd (Type=notify, WatchdogSec) say when we are ready and
+		// feed the watchdog while the agent is healthy.
+		sd := systemd.FromEnv()
+		sd.Ready()
+		go sd.RunWatchdog(ctx, m.logger, m.Agent.Healthy)
 		<-ctx.Done()
+		sd.Stopping()
 		return m.Close()
 	case "check-config":
 		return checkConfig(args[1:], stdout)
+	case "smoke":
+		return runSmoke(ctx, args[1:], stdout, stderr)
+	case "eval-smoke":
+		return runSmokeEval(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -83,6 +102,7 @@ type Main struct {
 	LogLevel   slog.Level
 
 	Agent  *agent.Agent
+	logger *slog.Logger
 	stdout io.Writer
 	stderr io.Writer
 }
@@ -133,8 +153,8 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", st.EnrollmentPath(), err)
 	}
-	logger := slog.New(slog.NewTextHandler(m.stderr, &slog.HandlerOptions{Level: m.LogLevel}))
-	m.Agent, err = agent.Open(ctx, agent.Config{Station: st, Enrollment: enr, Logger: logger})
+	m.logger = slog.New(slog.NewTextHandler(m.stderr, &slog.HandlerOptions{Level: m.LogLevel}))
+	m.Agent, err = agent.Open(ctx, agent.Config{Station: st, Enrollment: enr, Logger: m.logger})
 	return err
 }
 

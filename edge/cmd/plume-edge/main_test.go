@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -254,4 +255,63 @@ func checkCentralOnce(t *testing.T, ctx context.Context, baseURL string, acked [
 		t.Errorf("%d cases for %d violations", len(cases), violations)
 	}
 	return len(cases)
+}
+
+// Under systemd (Type=notify, WatchdogSec) the agent says READY=1 once it
+// runs, feeds the watchdog while healthy, and says STOPPING=1 on SIGTERM.
+func TestSystemdNotify(t *testing.T) {
+	dir := t.TempDir()
+	edgeDir := filepath.Join(dir, "edge")
+	c := agenttest.StartCentral(t, filepath.Join(dir, "central"), "127.0.0.1:0")
+	agenttest.Enroll(t, c, edgeDir)
+	cfgPath := writeStation(t, dir, edgeDir, agenttest.FreeAddr(t))
+	sock := filepath.Join(dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	msgs := make(chan string, 64)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				close(msgs)
+				return
+			}
+			msgs <- string(buf[:n])
+		}
+	}()
+	log, _ := os.Create(filepath.Join(dir, "edge.log"))
+	defer log.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "PLUME_EDGE_ARGS=run -config "+cfgPath+" -log-level warn",
+		"NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=200000")
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	want := func(state string) {
+		t.Helper()
+		deadline := time.After(15 * time.Second)
+		for {
+			select {
+			case m := <-msgs:
+				if strings.Contains(m, state) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no %s from the edge", state)
+			}
+		}
+	}
+	want("READY=1")
+	want("WATCHDOG=1")
+	want("WATCHDOG=1")
+	cmd.Process.Signal(syscall.SIGTERM)
+	want("STOPPING=1")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("edge exited with %v", err)
+	}
 }
