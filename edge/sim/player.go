@@ -33,8 +33,11 @@ type Config struct {
 	// reconnecting and resending [5 s].
 	AckTimeout time.Duration
 	Backoff    analyser.Backoff // reconnect backoff [0.2 s … 5 s]
-	Logger     *slog.Logger
-	Now        func() time.Time // [time.Now]
+	// Schedule, when set, fixes the passes (schedule.go): each is sent at
+	// its time on Now, and the player stops after the last is acknowledged.
+	Schedule []Scheduled
+	Logger   *slog.Logger
+	Now      func() time.Time // [time.Now]
 }
 
 // Stats is what a Player has done so far.
@@ -56,9 +59,10 @@ type Stats struct {
 // edge restarts; a record whose ack was lost is sent again (the edge
 // deduplicates by pass ID).
 type Player struct {
-	cfg Config
-	gen *Generator
-	log *slog.Logger
+	cfg       Config
+	gen       *Generator
+	scheduled int // passes taken from Config.Schedule
+	log       *slog.Logger
 
 	mu    sync.Mutex
 	stats Stats
@@ -174,6 +178,17 @@ func (p *Player) Run(ctx context.Context) error {
 		}
 		if pending == nil {
 			ev := p.gen.Next()
+			if ev.Kind == plume.RecordPass && len(p.cfg.Schedule) > 0 {
+				if p.scheduled >= len(p.cfg.Schedule) {
+					return nil
+				}
+				s := p.cfg.Schedule[p.scheduled]
+				p.scheduled++
+				ev = s.apply(ev)
+				if err := sleep(ctx, s.At.Sub(p.cfg.Now())); err != nil {
+					return err
+				}
+			}
 			if ev.Kind == plume.RecordPass && p.cfg.Rate > 0 {
 				due := start.Add(time.Duration(float64(p.gen.Passes()-1) / p.cfg.Rate * float64(time.Second)))
 				if err := sleep(ctx, due.Sub(p.cfg.Now())); err != nil {
