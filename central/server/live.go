@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 
+	"github.com/plume-emissions/plume"
 	"github.com/plume-emissions/plume/central/api"
 	liveview "github.com/plume-emissions/plume/central/live"
 )
@@ -17,8 +18,10 @@ type LiveConfig struct {
 	TURNAddr, TURNPublicIP string
 	// RelayOnly makes every session go through the relay.
 	RelayOnly bool
-	// Authorizer decides which officer may watch which station; nil
-	// falls back to the admin token in DataDir/live.token.
+	// Authorizer decides which officer may watch which station. nil: a
+	// signed-in officer (session cookie or bearer token) whose station
+	// scope includes the station; a request with no officer session may
+	// present the operator's admin token from DataDir/live.token.
 	Authorizer liveview.Authorizer
 }
 
@@ -32,7 +35,7 @@ func (s *Server) openLive(apiHandler *api.Handler) (http.Handler, error) {
 		if err != nil {
 			return nil, err
 		}
-		authz = liveview.TokenAuthorizer{Token: tok}
+		authz = s.officerOrToken(liveview.TokenAuthorizer{Token: tok})
 	}
 	if lc.TURNAddr != "" {
 		t, err := liveview.StartTURN(liveview.TURNConfig{Listen: lc.TURNAddr, PublicIP: lc.TURNPublicIP}, s.cfg.Logger, s.cfg.Now)
@@ -52,6 +55,24 @@ func (s *Server) openLive(apiHandler *api.Handler) (http.Handler, error) {
 		mux.Handle(p, s.live)
 	}
 	return mux, nil
+}
+
+// officerOrToken authorises signed-in officers by their station scope and
+// falls back to token only when the request carries no officer session.
+func (s *Server) officerOrToken(token liveview.Authorizer) liveview.Authorizer {
+	return liveview.AuthorizerFunc(func(r *http.Request, station plume.StationID) (string, error) {
+		p, err := s.auth.Authenticate(r)
+		if err == nil {
+			if !p.Officer.Sees(station) {
+				return "", plume.Errorf(plume.EFORBIDDEN, "officer %s may not watch station %s", p.Officer.Username, station)
+			}
+			return p.Officer.Username, nil
+		}
+		if plume.ErrorCode(err) != plume.EUNAUTHORIZED {
+			return "", err
+		}
+		return token.Authorize(r, station)
+	})
 }
 
 func (s *Server) closeLive() {
