@@ -42,6 +42,18 @@ type Station struct {
 	Uplink      Uplink                `yaml:"uplink"`
 	MetricsAddr string                `yaml:"metrics_addr"`
 	Cameras     []Camera              `yaml:"cameras"` // optional; none means analyser-only
+	Live        Live                  `yaml:"live"`
+}
+
+// Live configures live view: the edge keeps an outbound signalling
+// connection to central and streams H.264 (constrained baseline) to
+// authorised officers over WebRTC.
+type Live struct {
+	Enabled     bool     `yaml:"enabled"`
+	STUN        []string `yaml:"stun"`         // e.g. stun:stun.example.cn:3478
+	UDPPort     int      `yaml:"udp_port"`     // one UDP port for all media (firewalls); 0 = any
+	RelayOnly   bool     `yaml:"relay_only"`   // only relay through central's TURN server
+	BitrateKbps int      `yaml:"bitrate_kbps"` // default 600, suited to 4G
 }
 
 // Camera is one roadside camera. Coordinates are pixels of the camera's
@@ -241,6 +253,14 @@ func (s *Station) Validate() error {
 		return plume.Errorf(plume.EINVALID, "analyser.transport must be listen, dial or serial, not %q", s.Analyser.Transport)
 	}
 	names := map[string]bool{}
+	if s.Live.UDPPort < 0 || s.Live.UDPPort > 65535 || s.Live.BitrateKbps < 0 || s.Live.BitrateKbps > 20000 {
+		return plume.Errorf(plume.EINVALID, "live: udp_port must be 0–65535 and bitrate_kbps 0–20000")
+	}
+	for _, u := range s.Live.STUN {
+		if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "stuns:") {
+			return plume.Errorf(plume.EINVALID, "live.stun: %q is not a stun: URL", u)
+		}
+	}
 	for i := range s.Cameras {
 		if err := s.Cameras[i].Validate(); err != nil {
 			return err

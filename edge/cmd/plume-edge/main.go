@@ -154,7 +154,14 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("%s: %w", st.EnrollmentPath(), err)
 	}
 	m.logger = slog.New(slog.NewTextHandler(m.stderr, &slog.HandlerOptions{Level: m.LogLevel}))
-	m.Agent, err = agent.Open(ctx, agent.Config{Station: st, Enrollment: enr, Logger: m.logger})
+	cfg := agent.Config{Station: st, Enrollment: enr, Logger: m.logger}
+	if l := st.Live; l.Enabled {
+		cfg.Live = agent.LiveConfig{Enabled: true, UDPPort: l.UDPPort, RelayOnly: l.RelayOnly, BitrateKbps: l.BitrateKbps}
+		if len(l.STUN) > 0 {
+			cfg.Live.ICEServers = []plume.LiveICEServer{{URLs: l.STUN}}
+		}
+	}
+	m.Agent, err = agent.Open(ctx, cfg)
 	return err
 }
 
