@@ -131,8 +131,11 @@ type Config struct {
 	// SecureCookies sets the Secure attribute (serve over TLS, or behind
 	// a TLS proxy).
 	SecureCookies bool
-	// Limiter limits log-in attempts (default NewLimiter(5, 15 min)).
-	Limiter *Limiter
+	// Limiter limits failed log-ins per username (default 5 per 15 min);
+	// IPLimiter per client address (default 30 per 15 min, as one office
+	// may share an address).
+	Limiter   *Limiter
+	IPLimiter *Limiter
 }
 
 // Manager signs officers in and out and finds who is asking.
@@ -157,6 +160,9 @@ func New(cfg Config) *Manager {
 	}
 	if cfg.Limiter == nil {
 		cfg.Limiter = NewLimiter(5, 15*time.Minute, cfg.Now)
+	}
+	if cfg.IPLimiter == nil {
+		cfg.IPLimiter = NewLimiter(30, 15*time.Minute, cfg.Now)
 	}
 	return &Manager{cfg: cfg, logger: cfg.Logger.With("component", "auth")}
 }
@@ -189,7 +195,7 @@ func ClientIP(r *http.Request) string {
 func (m *Manager) Login(ctx context.Context, username, password, ip string) (*Principal, string, error) {
 	now := m.cfg.Now()
 	username = strings.ToLower(strings.TrimSpace(username))
-	if !m.cfg.Limiter.Allow("ip:"+ip) || !m.cfg.Limiter.Allow("user:"+username) {
+	if !m.cfg.IPLimiter.Allow(ip) || !m.cfg.Limiter.Allow(username) {
 		m.audit(ctx, central.AuditEvent{Time: now, Actor: username, IP: ip, Action: "login.throttled"})
 		return nil, "", plume.Errorf(plume.EUNAVAILABLE, "too many failed sign-ins; wait a few minutes and try again")
 	}
@@ -203,12 +209,12 @@ func (m *Manager) Login(ctx context.Context, username, password, ip string) (*Pr
 	}
 	ok := CheckPassword(hash, password)
 	if o == nil || !ok || o.Disabled {
-		m.cfg.Limiter.Fail("ip:" + ip)
-		m.cfg.Limiter.Fail("user:" + username)
+		m.cfg.IPLimiter.Fail(ip)
+		m.cfg.Limiter.Fail(username)
 		m.audit(ctx, central.AuditEvent{Time: now, Actor: username, IP: ip, Action: "login.fail"})
 		return nil, "", plume.Errorf(plume.EUNAUTHORIZED, "wrong username or password")
 	}
-	m.cfg.Limiter.Reset("user:" + username)
+	m.cfg.Limiter.Reset(username)
 	tok := Token()
 	s := &central.Session{Hash: HashToken(tok), Kind: central.SessionBrowser, Officer: o.Username, CSRF: Token(),
 		CreatedAt: now.UTC(), ExpiresAt: now.Add(m.cfg.SessionTTL).UTC(), IP: ip}

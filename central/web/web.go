@@ -446,7 +446,7 @@ func (h *Handler) queue(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		Back       string
 		Reasons    []review.Reason
 		Elapsed    string
-		TabURL     func(central.CaseStatus) string
+		TabURL     func(string) string
 	}{
 		view: h.base(p, "Review queue", "queue", r), F: f, From: q.Get("from"), To: q.Get("to"),
 		Stations:   h.visibleStations(r.Context(), p.Officer),
@@ -455,7 +455,7 @@ func (h *Handler) queue(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		Grades:     []int{1, 2, 3, 4, 5}, Statuses: central.CaseStatuses, Counts: counts, Total: total,
 		Cases: cases, Next: next, NextURL: with("cursor", next), FirstURL: with("cursor", ""), Self: self,
 		Back: "?q=" + url.QueryEscape(qq.Encode()), Reasons: review.Reasons,
-		TabURL: func(s central.CaseStatus) string { return with("status", string(s)) },
+		TabURL: func(s string) string { return with("status", s) },
 	}
 	if f.Station == "" {
 		data.F.Station = plume.StationID(q.Get("station"))
