@@ -212,7 +212,9 @@ func (c *Camera) Run(ctx context.Context, fn func(Frame) error) error {
 	if start.IsZero() {
 		start = c.cfg.Now()
 	}
-	wallStart := time.Now()
+	// A realtime file is paced so that frame time Start+pos plays at wall
+	// time Start+pos: the clip stands in for a live camera.
+	wallStart := start
 	var offset time.Duration // timeline position of the current file pass
 	backoff := c.cfg.BackoffMin
 	img := gocv.NewMat()

@@ -27,7 +27,7 @@ package vision
 // plume: appearance in one frame combined with persistence over time.
 //
 // The grade is the Ringelmann grade of the plume's blackness against the
-// background model: the 95th percentile of 1 − Y/(gain·Ybg) over the plume
+// background model: the 99th percentile of 1 − Y/(gain·Ybg) over the plume
 // pixels (the dense part of the plume; the thin edges would understate
 // it), median over the frames that show it.
 //
@@ -332,7 +332,7 @@ func (t *SmokeTracker) smoke(tr *VehicleTrack, f *workFrame, rel []float32, movi
 		return
 	}
 	slices.Sort(black)
-	p80 := black[len(black)*95/100] // the dense core
+	p80 := black[len(black)*99/100] // the dense core (p95 understated it by a grade: the work frame blurs a thin core)
 	spread := p80 - black[len(black)/5]
 	meanB := contrast / float64(len(black))
 	// Edge softness: boundary gradient (sRGB levels) per unit of darkness
