@@ -111,6 +111,7 @@ type Pipeline struct {
 	plates  map[int64]*trackPlates
 	pending []*Sighting
 	emit    func(*Sighting)
+	frameH  int
 
 	mu    sync.Mutex
 	stats PipelineStats
@@ -176,6 +177,7 @@ func (p *Pipeline) Process(ctx context.Context, f Frame) error {
 	if err != nil {
 		return fmt.Errorf("pipeline: %w", err)
 	}
+	p.frameH = f.Image.Rows()
 	for _, tr := range p.tracker.Live() {
 		p.observe(ctx, tr, f)
 	}
@@ -294,10 +296,10 @@ func (p *Pipeline) end(tr *VehicleTrack) {
 				s.Plate = &pl
 			}
 		}
-		s.Scenes, s.SceneBoxes = p.scenes(tr, tp.boxes)
+		s.Scenes, s.SceneBoxes = p.scenes(tr, tp.boxes, p.frameH)
 	}
 	// The smoke close-up: the region behind the vehicle (below it in a
-	// rear view), with the plume's box from its densest frame.
+	// rear view), half a second after the crossing.
 	// Half a second after the crossing the trail behind the vehicle is
 	// long and the vehicle still large.
 	at := tr.CrossedAt.Add(500 * time.Millisecond)
@@ -311,7 +313,7 @@ func (p *Pipeline) end(tr *VehicleTrack) {
 			}
 		}
 	}
-	s.SmokeBox = image.Rect(vb.Min.X-vb.Dx()/4, vb.Min.Y+vb.Dy()/3, vb.Max.X+vb.Dx()/4, vb.Max.Y+vb.Dy()*6/5).Union(tr.SmokeBox)
+	s.SmokeBox = image.Rect(vb.Min.X-vb.Dx()/4, vb.Min.Y+vb.Dy()/3, vb.Max.X+vb.Dx()/4, vb.Max.Y+vb.Dy()*6/5)
 	p.mu.Lock()
 	p.stats.Sightings++
 	if s.Smoke.Smoky {
@@ -328,14 +330,14 @@ func (p *Pipeline) end(tr *VehicleTrack) {
 	}
 }
 
-// scenes picks two full scenes: the vehicle entering (first fully in
-// view) and crossing the trigger line, or the latest view when those are
-// the same frame.
-func (p *Pipeline) scenes(tr *VehicleTrack, boxes []timedBox) ([]RingFrame, []image.Rectangle) {
+// scenes picks two full scenes at different times showing the vehicle's
+// displacement: the vehicle fully in view about 0.8 s before it crosses
+// the trigger line (or the first frame it is fully in view), and the
+// crossing.
+func (p *Pipeline) scenes(tr *VehicleTrack, boxes []timedBox, frameH int) ([]RingFrame, []image.Rectangle) {
 	if len(boxes) == 0 {
 		return nil, nil
 	}
-	first := boxes[0]
 	cross := boxes[len(boxes)-1]
 	for _, b := range boxes {
 		if !b.at.Before(tr.CrossedAt) {
@@ -343,13 +345,23 @@ func (p *Pipeline) scenes(tr *VehicleTrack, boxes []timedBox) ([]RingFrame, []im
 			break
 		}
 	}
-	if !cross.at.After(first.at) {
-		first, cross = boxes[0], boxes[len(boxes)-1]
+	first := cross
+	want := tr.CrossedAt.Add(-800 * time.Millisecond)
+	for _, b := range boxes {
+		if b.box.Max.Y < frameH-2 && b.at.Before(cross.at) {
+			first = b
+			if !b.at.Before(want) {
+				break
+			}
+		}
+	}
+	if !first.at.Before(cross.at) {
+		first = boxes[0]
 	}
 	var frames []RingFrame
 	var rects []image.Rectangle
 	for _, b := range []timedBox{first, cross} {
-		if f, ok := p.ring.Nearest(b.at); ok {
+		if f, ok := p.ring.Nearest(b.at); ok && (len(frames) == 0 || f.Seq != frames[0].Seq) {
 			frames = append(frames, f)
 			rects = append(rects, b.box)
 		}

@@ -243,13 +243,35 @@ func RenderStrip(width int, lines []string) (gocv.Mat, error) {
 	}
 	scale := min(0.9, max(0.4, float64(width)/1600))
 	lineH := int(34 * scale / 0.8)
+	thick := max(1, int(scale*2+0.5))
+	lines = wrapLines(lines, width-lineH*2/3, scale, thick)
 	h := (lineH*len(lines) + lineH/2) &^ 1
 	strip := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(24, 20, 16, 0), h, width, gocv.MatTypeCV8UC3)
 	for i, l := range lines {
 		gocv.PutText(&strip, l, image.Pt(lineH/3, lineH*(i+1)-lineH/4), gocv.FontHersheySimplex, scale,
-			color.RGBA{R: 245, G: 245, B: 235, A: 255}, max(1, int(scale*2+0.5)))
+			color.RGBA{R: 245, G: 245, B: 235, A: 255}, thick)
 	}
 	return strip, nil
+}
+
+// wrapLines breaks lines at spaces so each fits in width pixels (at most
+// 16 lines in all).
+func wrapLines(lines []string, width int, scale float64, thick int) []string {
+	var out []string
+	for _, l := range lines {
+		words := strings.Fields(l)
+		cur := ""
+		for _, w := range words {
+			next := strings.TrimSpace(cur + " " + w)
+			if cur != "" && gocv.GetTextSize(next, gocv.FontHersheySimplex, scale, thick).X > width {
+				out = append(out, cur)
+				next = "  " + w
+			}
+			cur = next
+		}
+		out = append(out, cur)
+	}
+	return out[:min(len(out), 16)]
 }
 
 // provincePinyin spells the plate prefixes in pinyin for the ASCII strip.

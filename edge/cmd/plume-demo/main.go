@@ -54,6 +54,8 @@ type Options struct {
 	Protocol string
 	Exit     bool
 	Verbose  bool
+	Clip     string // camera clip instead of the station's (camera.go)
+	NoCamera bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (Options, error) {
@@ -68,6 +70,8 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	fs.StringVar(&o.Protocol, "protocol", analyser.ProtocolHJ212, "analyser protocol: hj212 or ndjson")
 	fs.BoolVar(&o.Exit, "exit", false, "exit after the summary instead of serving until Ctrl-C")
 	fs.BoolVar(&o.Verbose, "v", false, "log every component to stderr")
+	fs.StringVar(&o.Clip, "clip", "", "generated clip (with its .json ground truth) the camera plays [the station's camera source]")
+	fs.BoolVar(&o.NoCamera, "no-camera", false, "run analyser-only, without the camera clip")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -102,6 +106,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// 1. Central.
 	ccfg := server.NewConfig()
 	ccfg.Addr, ccfg.DataDir, ccfg.Logger = o.Addr, centralDir, logger.With("side", "central")
+	ccfg.MinSmokeGrade = 2 // camera black smoke of grade 2 or more opens a case (the profiles' smoke.min_grade)
 	c, err := server.Open(ctx, ccfg)
 	if err != nil {
 		out.say("central: %s is taken (%v); using a free port", o.Addr, err)
@@ -133,10 +138,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	out.say("enrolled  station %s (%s) with an Ed25519 key → %s", st.Station.Station, st.Name, st.EnrollmentPath())
 
-	// 3. The edge agent.
+	// 3. The edge agent, its camera playing a generated clip when there is one.
+	clip, truth, haveClip, err := demoClip(st, o.Clip)
+	if err != nil {
+		return err
+	}
+	if o.NoCamera || !haveClip {
+		if len(st.Cameras) > 0 && !o.NoCamera {
+			out.say("camera    clip %s not found (run from the repository root); analyser-only", clip)
+		}
+		st.Cameras = nil
+	} else {
+		st.Cameras[0].Source = clip
+	}
+	clipStart := time.Now().Add(2 * time.Second).Truncate(100 * time.Millisecond)
 	a, err := agent.Open(ctx, agent.Config{
 		Station: st, Enrollment: enr, Logger: logger.With("side", "edge"),
 		AnalyserAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0", UplinkPoll: 200 * time.Millisecond,
+		Cameras: agent.CameraOptions{Realtime: true, Start: clipStart},
 	})
 	if err != nil {
 		return fmt.Errorf("start edge: %w", err)
@@ -153,10 +172,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	// 4. The analyser simulator.
-	device, err := analyser.DecodeProfile(st.DeviceProfile)
+	// 4. The analyser simulator: first the clip's vehicles, in step with
+	// the camera, then random traffic.
+	device, err := analyserDevice(st)
 	if err != nil {
 		return err
+	}
+	if len(st.Cameras) > 0 {
+		sched := clipSchedule(truth, clipStart, st.Cameras[0].Lanes)
+		out.say("camera    %s plays %s (%.0f s, %d vehicles) in real time; the simulator sends their passes in step", st.Cameras[0].Name, clip, truth.Spec.Seconds, len(sched))
+		if _, err := playClipPasses(ctx, sim.Config{
+			Addr: a.AnalyserAddr(), Protocol: o.Protocol, Station: st.Station.Station, Profile: device,
+			Generator: sim.GeneratorConfig{Seed: o.Seed}, Schedule: sched, AckTimeout: 20 * time.Second,
+			Logger: logger.With("side", "simulator"),
+		}, out, len(sched)); err != nil {
+			return fmt.Errorf("simulator (clip): %w", err)
+		}
+		if cs, ok := a.CameraStats(); ok {
+			out.say("camera    %d passes matched a vehicle on camera, %d unmatched (kept)", cs.Matched, cs.Unmatched)
+		}
 	}
 	player := sim.NewPlayer(sim.Config{
 		Addr: a.AnalyserAddr(), Protocol: o.Protocol, Station: st.Station.Station, Profile: device,
