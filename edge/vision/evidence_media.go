@@ -217,10 +217,10 @@ func firstNonBlank(s, def string) string {
 // writeWithStrip stacks the strip under img and writes a JPEG.
 func writeWithStrip(path string, img gocv.Mat, lines []string) error {
 	strip, err := RenderStrip(img.Cols(), lines)
+	defer strip.Close()
 	if err != nil {
 		return err
 	}
-	defer strip.Close()
 	both := gocv.NewMat()
 	defer both.Close()
 	gocv.Vconcat(img, strip, &both)
@@ -236,7 +236,7 @@ func writeWithStrip(path string, img gocv.Mat, lines []string) error {
 }
 
 // RenderStrip draws lines of ASCII text, white on near-black, into a BGR
-// strip width pixels wide; the caller closes it.
+// strip width pixels wide; the caller closes it, even on error.
 func RenderStrip(width int, lines []string) (gocv.Mat, error) {
 	if width < 64 || width > 8192 || len(lines) == 0 || len(lines) > 12 {
 		return gocv.NewMat(), fmt.Errorf("strip: %w: width %d, %d lines", ErrBadFrame, width, len(lines))
