@@ -87,7 +87,7 @@ func sceneJPEG(tb testing.TB, seed int) []byte {
 		fill(image.Rect(x, 545, x+80, 555), color.RGBA{235, 235, 235, 255})
 	}
 	off := seed * 90
-	fill(image.Rect(380+off, 250, 820+off, 560), color.RGBA{30, 90, 160, 255})  // cab
+	fill(image.Rect(380+off, 250, 820+off, 560), color.RGBA{30, 90, 160, 255})   // cab
 	fill(image.Rect(430+off, 280, 770+off, 380), color.RGBA{180, 210, 235, 255}) // windscreen
 	fill(image.Rect(545+off, 470, 655+off, 505), color.RGBA{245, 200, 20, 255})  // yellow plate
 	for i := 0; i < 60; i++ {

@@ -122,6 +122,8 @@ var funcs = template.FuncMap{
 	},
 	"meanExport": func(d central.DayStats) string { return meanExport(&d) },
 	"hasPrefix":  strings.HasPrefix,
+	"polN":       func(m map[plume.Pollutant]int, p string) int { return m[plume.Pollutant(p)] },
+	"dispN":      func(m map[central.DispositionOutcome]int, d string) int { return m[central.DispositionOutcome(d)] },
 }
 
 // New returns the web handler.
