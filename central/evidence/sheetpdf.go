@@ -182,28 +182,39 @@ func renderSheetPDF(ctx context.Context, in *Input, cf *CaseFile, custody []cent
 	pdf.SetY(34)
 
 	row := func(label, value string, hi bool) {
+		valueSize := 9.0
+		if hi {
+			valueSize = 9.5
+		}
+		// Both columns are measured in the font they are set in, so the
+		// row is as tall as its taller cell.
 		pdf.SetFont("zh", "", 8.5)
-		pdf.SetFillColor(236, 240, 246)
+		labelLines := pdf.SplitText(label, 45)
+		pdf.SetFont("zh", "", valueSize)
+		valueLines := pdf.SplitText(value, W-53)
+		h := float64(max(len(labelLines), len(valueLines), 1))*4.6 + 1.2
 		x, y := pdf.GetX(), pdf.GetY()
-		lines := pdf.SplitText(value, W-52)
-		h := float64(max(len(lines), 1)) * 5.2
 		if y+h > 280 {
 			pdf.AddPage()
 			y = pdf.GetY()
 		}
+		pdf.SetFillColor(236, 240, 246)
 		pdf.SetDrawColor(170, 178, 190)
 		pdf.Rect(x, y, 48, h, "FD")
 		pdf.Rect(x+48, y, W-48, h, "D")
-		pdf.SetXY(x+1.5, y+0.3)
-		pdf.MultiCell(46, 5.2, label, "", "L", false)
+		pdf.SetFont("zh", "", 8.5)
+		for i, l := range labelLines {
+			pdf.SetXY(x+1.5, y+0.6+float64(i)*4.6)
+			pdf.CellFormat(45, 4.6, l, "", 0, "L", false, 0, "")
+		}
+		pdf.SetFont("zh", "", valueSize)
 		if hi {
 			pdf.SetTextColor(170, 0, 0)
-			pdf.SetFont("zh", "", 9.5)
-		} else {
-			pdf.SetFont("zh", "", 9)
 		}
-		pdf.SetXY(x+50, y+0.3)
-		pdf.MultiCell(W-52, 5.2, value, "", "L", false)
+		for i, l := range valueLines {
+			pdf.SetXY(x+50, y+0.6+float64(i)*4.6)
+			pdf.CellFormat(W-53, 4.6, l, "", 0, "L", false, 0, "")
+		}
 		pdf.SetTextColor(20, 20, 20)
 		pdf.SetXY(x, y+h)
 	}
@@ -312,10 +323,12 @@ func renderSheetPDF(ctx context.Context, in *Input, cf *CaseFile, custody []cent
 			y := pdf.GetY()
 			pdf.ImageOptions(name, x, y, 0, ih, false, fpdf.ImageOptions{ImageType: im.typ}, 0, "")
 			pdf.SetXY(x, y+ih+0.5)
-			pdf.SetFont("zh", "", 6.8)
-			pdf.CellFormat(iw, 3.6, fmt.Sprintf("%s · %s · %s · sha256 %s…", mediaKindLabel(im.ref.Kind), im.ref.Name, local(im.ref.CapturedAt), im.ref.SHA256[:16]), "", 0, "L", false, 0, "")
+			pdf.SetFont("zh", "", 6.5)
+			pdf.CellFormat(iw, 3.4, fmt.Sprintf("%s  %s  %s", mediaKindLabel(im.ref.Kind), im.ref.Name, im.ref.CapturedAt.In(sheetZone).Format("15:04:05.000")), "", 0, "L", false, 0, "")
+			pdf.SetXY(x, y+ih+3.9)
+			pdf.CellFormat(iw, 3.4, "sha256 "+im.ref.SHA256, "", 0, "L", false, 0, "")
 			if i%2 == 1 || i == len(imgs)-1 {
-				pdf.SetXY(15, y+ih+5)
+				pdf.SetXY(15, y+ih+9)
 			} else {
 				pdf.SetXY(15, y)
 			}

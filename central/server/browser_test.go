@@ -94,7 +94,7 @@ func TestBrowserClosedLoop(t *testing.T) {
 	}
 	shot := func(name string) {
 		t.Helper()
-		buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+		buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		fail("screenshot", err)
 		fail("screenshot", os.WriteFile(filepath.Join(dir, name), buf, 0o644))
 	}
