@@ -254,8 +254,14 @@ func runSmokeEval(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		out["stills"] = rep
 	}
 	if *scenes != "" {
-		_ = plateModel
-		return errors.New("eval-smoke: -scenes is not implemented yet")
+		if *plateModel != "" {
+			return errors.New("eval-smoke: -plate-model is not wired yet (needs the plate Reader adapter, vision.ReaderPlates)")
+		}
+		rep, err := evalScenes(ctx, *scenes, *minGrade, nil, stderr)
+		if err != nil {
+			return fmt.Errorf("eval-smoke: %w", err)
+		}
+		out["scenes"] = rep
 	}
 	if len(out) == 0 {
 		return errors.New("eval-smoke: nothing to evaluate")
