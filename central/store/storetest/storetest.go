@@ -34,6 +34,7 @@ func Run(t *testing.T, newStore func(tb testing.TB) central.Store) {
 	t.Run("CasePaging", func(t *testing.T) { testCasePaging(t, newStore(t)) })
 	t.Run("Jobs", func(t *testing.T) { testJobs(t, newStore(t)) })
 	t.Run("NotFound", func(t *testing.T) { testNotFound(t, newStore(t)) })
+	runCasework(t, newStore)
 }
 
 var ctx = context.Background()
