@@ -1,0 +1,378 @@
+package vision
+
+import (
+	"context"
+	"fmt"
+	"image"
+	"image/color"
+	"log/slog"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/plume-emissions/plume"
+	"gocv.io/x/gocv"
+)
+
+// Options configure a Reader. The zero value uses the defaults.
+type Options struct {
+	Locate LocateOptions
+	// MinConfidence drops plates read with less confidence (0 means 0.05).
+	MinConfidence float64
+	// KeepCrop encodes each plate's rectified crop as PNG in Plate.Crop.
+	KeepCrop bool
+	// Crop forces every image to be read as one plate crop, skipping
+	// localisation. Without it, a small image shaped like a plate (at most
+	// 320x160, aspect 1.5–6) is read as a crop automatically.
+	Crop bool
+}
+
+// Reader finds and reads plates. It is safe for concurrent use.
+type Reader struct {
+	rec *Recogniser
+	opt Options
+	log *slog.Logger
+	Now func() time.Time
+}
+
+// Box is an axis-aligned rectangle in image pixels.
+type Box struct {
+	X int `json:"x"`
+	Y int `json:"y"`
+	W int `json:"w"`
+	H int `json:"h"`
+}
+
+// Rect returns b as an image.Rectangle.
+func (b Box) Rect() image.Rectangle { return image.Rect(b.X, b.Y, b.X+b.W, b.Y+b.H) }
+
+// Plate is one plate read from an image.
+type Plate struct {
+	Text        string            `json:"text"`
+	Valid       bool              `json:"valid"` // follows the GA 36 grammar
+	Colour      plume.PlateColour `json:"colour"`
+	DoubleRow   bool              `json:"double_row"`
+	Kind        string            `json:"kind"`
+	Box         Box               `json:"box"`
+	Corners     [4][2]int         `json:"corners"` // TL, TR, BR, BL
+	Chars       []Char            `json:"chars"`
+	Confidence  float64           `json:"confidence"`   // whole plate, 0–1
+	LocateScore float64           `json:"locate_score"` // localisation, 0–1 (1 for a crop)
+	Crop        []byte            `json:"-"`            // PNG of the rectified plate, with Options.KeepCrop
+}
+
+// Plume returns the plate as the domain type.
+func (p Plate) Plume() plume.Plate {
+	return plume.Plate{Text: p.Text, Colour: p.Colour, DoubleRow: p.DoubleRow, Confidence: p.Confidence}
+}
+
+// Result is what Read found in one image.
+type Result struct {
+	Plates     []Plate       `json:"plates"` // best first
+	Candidates int           `json:"candidates"`
+	Locate     time.Duration `json:"-"`
+	Recognise  time.Duration `json:"-"`
+}
+
+// Open loads the recogniser model at modelPath and returns a Reader.
+func Open(modelPath string, opt Options, logger *slog.Logger) (*Reader, error) {
+	rec, err := OpenRecogniser(modelPath)
+	if err != nil {
+		return nil, fmt.Errorf("open plate reader: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.MinConfidence == 0 {
+		opt.MinConfidence = 0.05
+	}
+	return &Reader{rec: rec, opt: opt, log: logger.With("component", "plates"), Now: time.Now}, nil
+}
+
+// Close releases the model.
+func (r *Reader) Close() error { return r.rec.Close() }
+
+// Recogniser returns the Reader's recogniser.
+func (r *Reader) Recogniser() *Recogniser { return r.rec }
+
+// ReadImage decodes JPEG or PNG data (see DecodeImage) and reads it.
+func (r *Reader) ReadImage(ctx context.Context, data []byte) (Result, error) {
+	img, err := DecodeImage(data)
+	defer img.Close()
+	if err != nil {
+		return Result{}, fmt.Errorf("read plates: %w", err)
+	}
+	return r.Read(ctx, img)
+}
+
+// Read finds and reads the plates in a BGR image. A small image shaped
+// like a plate is read as one plate crop (see Options.Crop).
+func (r *Reader) Read(ctx context.Context, img gocv.Mat) (Result, error) {
+	return r.read(ctx, img, r.opt.Crop || (!img.Empty() && looksLikeCrop(img)))
+}
+
+func (r *Reader) read(ctx context.Context, img gocv.Mat, crop bool) (Result, error) {
+	var res Result
+	if err := checkBGR(img); err != nil {
+		return res, fmt.Errorf("read plates: %w", err)
+	}
+	t0 := r.Now()
+	var cands []Candidate
+	if crop {
+		c := Candidate{
+			Box:     image.Rect(0, 0, img.Cols(), img.Rows()),
+			Corners: [4]image.Point{{0, 0}, {img.Cols(), 0}, {img.Cols(), img.Rows()}, {0, img.Rows()}},
+			Aspect:  float64(img.Cols()) / float64(img.Rows()),
+			Score:   1,
+		}
+		c.Colour = classifyColour(img)
+		c.DoubleRow = c.Colour == plume.PlateYellow && c.Aspect < 2.6
+		cands = []Candidate{c}
+	} else {
+		var err error
+		cands, err = Locate(img, r.opt.Locate)
+		if err != nil {
+			return res, fmt.Errorf("read plates: %w", err)
+		}
+	}
+	t1 := r.Now()
+	res.Locate = t1.Sub(t0)
+	res.Candidates = len(cands)
+	for _, c := range cands {
+		if err := ctx.Err(); err != nil {
+			return res, fmt.Errorf("read plates: %w", err)
+		}
+		p, err := r.readCandidate(img, c)
+		if err != nil {
+			r.log.Debug("candidate failed", "err", err)
+			continue
+		}
+		if p.Confidence < r.opt.MinConfidence || len(p.Chars) < 5 {
+			continue
+		}
+		res.Plates = append(res.Plates, p)
+	}
+	slices.SortFunc(res.Plates, func(a, b Plate) int {
+		sa, sb := rank(a), rank(b)
+		switch {
+		case sa > sb:
+			return -1
+		case sa < sb:
+			return 1
+		}
+		return 0
+	})
+	// Drop overlapping reads of the same plate.
+	var keep []Plate
+	for _, p := range res.Plates {
+		dup := false
+		for _, k := range keep {
+			if iou(p.Box.Rect(), k.Box.Rect()) > 0.3 {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			keep = append(keep, p)
+		}
+	}
+	res.Plates = keep
+	res.Recognise = r.Now().Sub(t1)
+	return res, nil
+}
+
+// goodEnough is the confidence of a grammatical read above which other
+// estimates of the same candidate's corners are not tried.
+const goodEnough = 0.8
+
+// rank orders plates: grammatical reads first, then confidence weighted by
+// the localisation score.
+func rank(p Plate) float64 {
+	s := p.Confidence * math.Sqrt(max(p.LocateScore, 0.01))
+	if p.Valid {
+		s += 1
+	}
+	return s
+}
+
+func looksLikeCrop(img gocv.Mat) bool {
+	a := float64(img.Cols()) / float64(img.Rows())
+	return img.Cols() <= 320 && img.Rows() <= 160 && a >= 1.5 && a <= 6
+}
+
+// readCandidate rectifies and recognises one candidate. A yellow plate whose
+// aspect is between the single- and double-row shapes is read both ways.
+func (r *Reader) readCandidate(img gocv.Mat, c Candidate) (Plate, error) {
+	modes := []bool{c.DoubleRow}
+	if c.Colour == plume.PlateYellow && c.Aspect > 2.0 && c.Aspect < 3.0 {
+		modes = []bool{c.DoubleRow, !c.DoubleRow}
+	}
+	var best Plate
+	var bestRank = -1.0
+	quads := append([][4]image.Point{c.Corners}, c.Alternatives...)
+	refined := false
+	for k := 0; k < len(quads)*len(modes); k++ {
+		if best.Valid && best.Confidence >= goodEnough {
+			break // a confident, grammatical read: no need for other quads
+		}
+		corners, double := quads[k/len(modes)], modes[k%len(modes)]
+		if k == len(quads)*len(modes)-1 && !refined && !c.DoubleRow {
+			// Last resort before giving up: the quad re-estimated from
+			// the character band.
+			refined = true
+			if q, ok := refineVertical(img, c.Corners); ok {
+				quads = append(quads, q)
+			}
+		}
+		rect, err := rectify(img, corners, double)
+		if err != nil {
+			rect.Close()
+			return Plate{}, err
+		}
+		rec, err := r.rec.Recognise(rect, double)
+		if err != nil {
+			rect.Close()
+			return Plate{}, err
+		}
+		p := Plate{
+			Text: rec.Text, Chars: rec.Chars, Colour: c.Colour, DoubleRow: double,
+			Box:         Box{c.Box.Min.X, c.Box.Min.Y, c.Box.Dx(), c.Box.Dy()},
+			LocateScore: c.Score,
+		}
+		for i, q := range corners {
+			p.Corners[i] = [2]int{q.X, q.Y}
+		}
+		p.Valid = plume.ValidatePlateText(rec.Text) == nil
+		if !p.Valid && len(rec.Chars) > 7 {
+			// A loose crop can add characters from beside the plate: keep
+			// the most confident run that is a valid plate.
+			if w, ok := validWindow(rec); ok {
+				rec = w
+				p.Text, p.Chars, p.Valid = w.Text, w.Chars, true
+			}
+		}
+		p.Confidence = rec.Confidence
+		if !p.Valid {
+			p.Confidence *= 0.5
+		}
+		if p.Colour == plume.PlateBlue || p.Colour == plume.PlateYellow || p.Colour == plume.PlateWhite || p.Colour == plume.PlateBlack {
+			if len(rec.Chars) == 8 && p.Valid {
+				// An 8-character plate is new energy, whatever the mask said
+				// (the large new-energy plate is part yellow).
+				p.Colour = plume.PlateGreen
+			}
+		}
+		p.Kind = kind(p.Colour, p.DoubleRow, len(rec.Chars))
+		if rk := rank(p); rk > bestRank {
+			if r.opt.KeepCrop {
+				if buf, err := gocv.IMEncode(gocv.PNGFileExt, rect); err == nil {
+					p.Crop = slices.Clone(buf.GetBytes())
+					buf.Close()
+				}
+			}
+			best, bestRank = p, rk
+		}
+		rect.Close()
+	}
+	return best, nil
+}
+
+func kind(c plume.PlateColour, double bool, n int) string {
+	switch {
+	case c == plume.PlateGreen || n == 8:
+		return "new-energy"
+	case c == plume.PlateYellow && double:
+		return "yellow-double-row"
+	case c == plume.PlateYellow:
+		return "yellow-single-row"
+	case c == plume.PlateBlue:
+		return "blue-single-row"
+	case c == plume.PlateWhite:
+		return "white"
+	case c == plume.PlateBlack:
+		return "black"
+	}
+	return "unknown"
+}
+
+// rectify warps the quad to the recogniser's plate size; the caller closes
+// the returned Mat, even on error. Corners may lie a
+// little outside the image; the border is replicated.
+func rectify(img gocv.Mat, corners [4]image.Point, double bool) (gocv.Mat, error) {
+	w, h := InputW, InputH
+	if double {
+		w, h = doubleW, doubleH
+	}
+	lim := 4 * max(img.Cols(), img.Rows())
+	src := make([]gocv.Point2f, 4)
+	for i, p := range corners {
+		if p.X < -lim || p.Y < -lim || p.X > lim || p.Y > lim {
+			return gocv.NewMat(), fmt.Errorf("rectify: corner %v far outside the image", p)
+		}
+		src[i] = gocv.Point2f{X: float32(p.X), Y: float32(p.Y)}
+	}
+	if area := quadArea(corners); area < 16 {
+		return gocv.NewMat(), fmt.Errorf("rectify: degenerate quad %v", corners)
+	}
+	dst := []gocv.Point2f{{X: 0, Y: 0}, {X: float32(w), Y: 0}, {X: float32(w), Y: float32(h)}, {X: 0, Y: float32(h)}}
+	sv := gocv.NewPoint2fVectorFromPoints(src)
+	defer sv.Close()
+	dv := gocv.NewPoint2fVectorFromPoints(dst)
+	defer dv.Close()
+	m := gocv.GetPerspectiveTransform2f(sv, dv)
+	defer m.Close()
+	out := gocv.NewMat()
+	gocv.WarpPerspectiveWithParams(img, &out, m, image.Pt(w, h), gocv.InterpolationLinear, gocv.BorderReplicate, color.RGBA{})
+	return out, nil
+}
+
+func quadArea(q [4]image.Point) float64 {
+	var a float64
+	for i := range q {
+		j := (i + 1) % 4
+		a += float64(q[i].X*q[j].Y - q[j].X*q[i].Y)
+	}
+	return math.Abs(a) / 2
+}
+
+// classifyColour names the background colour of a plate crop from the
+// median hue, saturation and value of its pixels.
+func classifyColour(img gocv.Mat) plume.PlateColour {
+	hsv := gocv.NewMat()
+	defer hsv.Close()
+	gocv.CvtColor(img, &hsv, gocv.ColorBGRToHSV)
+	counts := map[plume.PlateColour]int{}
+	for _, cr := range plateColours {
+		m := gocv.NewMat()
+		gocv.InRangeWithScalar(hsv, cr.lo, cr.hi, &m)
+		counts[cr.colour] = gocv.CountNonZero(m)
+		m.Close()
+	}
+	best, n := plume.PlateBlue, -1
+	for _, cr := range plateColours { // fixed order: deterministic ties
+		if counts[cr.colour] > n {
+			best, n = cr.colour, counts[cr.colour]
+		}
+	}
+	return best
+}
+
+// validWindow returns the run of 7 or 8 consecutive characters of rec that
+// follows the GA 36 grammar with the highest confidence.
+func validWindow(rec Recognition) (Recognition, bool) {
+	var best Recognition
+	found := false
+	for n := 7; n <= 8; n++ {
+		for i := 0; i+n <= len(rec.Chars); i++ {
+			w := Recognition{Chars: rec.Chars[i : i+n], Confidence: 1}
+			for _, c := range w.Chars {
+				w.Text += c.Char
+				w.Confidence *= c.Confidence
+			}
+			if plume.ValidatePlateText(w.Text) == nil && (!found || w.Confidence > best.Confidence) {
+				best, found = w, true
+			}
+		}
+	}
+	return best, found
+}
