@@ -379,10 +379,9 @@ def export(model, args, himgs, htexts):
     # Parity fixture: inputs and PyTorch outputs, checked in OpenCV here and in Go.
     rng = random.Random(99)
     np.random.seed(99)
-    samples = [render.sample(rng, k) for k in ["blue", "yellow2", "green"]]
+    # Rendered plates only: real images never go into the repository.
+    samples = [render.sample(rng, k) for k in ["blue", "yellow2", "green", "yellow"]]
     imgs = [s[0] for s in samples]
-    if himgs is not None:
-        imgs.append(himgs[0])
     x = to_tensor(np.stack(imgs))
     with torch.no_grad():
         y = model(x).numpy()
