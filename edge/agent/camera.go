@@ -36,6 +36,7 @@ import (
 	"github.com/plume-emissions/plume"
 	"github.com/plume-emissions/plume/edge/config"
 	"github.com/plume-emissions/plume/edge/fusion"
+	"github.com/plume-emissions/plume/edge/live"
 	"github.com/plume-emissions/plume/edge/vision"
 )
 
@@ -80,6 +81,9 @@ type cameraRun struct {
 	cfg  config.Camera
 	cam  *vision.Camera
 	pipe *vision.Pipeline
+	// tap feeds live view the frames the pipeline decodes (nothing is
+	// made while nobody watches).
+	tap *vision.LiveTap
 	// last is the wall time of the last frame (to tell a stalled camera).
 	last time.Time
 }
@@ -142,7 +146,7 @@ func openCameras(ctx context.Context, st *config.Loaded, opt CameraOptions, logg
 		if err != nil {
 			return nil, fmt.Errorf("cameras: %w", err)
 		}
-		cs.runs = append(cs.runs, &cameraRun{cfg: c, cam: cam, pipe: pipe})
+		cs.runs = append(cs.runs, &cameraRun{cfg: c, cam: cam, pipe: pipe, tap: vision.NewLiveTap(vision.LiveTapConfig{})})
 	}
 	cs.maxWait = opt.MaxWait
 	if cs.maxWait <= 0 {
@@ -186,6 +190,11 @@ func fileSource(src string) bool {
 func (cs *cameraSet) run(ctx context.Context, r *cameraRun) {
 	err := r.cam.Run(ctx, func(f vision.Frame) error {
 		err := r.pipe.Process(ctx, f)
+		if !f.Frozen && !f.Black {
+			if terr := r.tap.Offer(f.Image, f.At, r.pipe.LiveMarks); terr != nil {
+				cs.log.Debug("live picture", "camera", r.cfg.Name, "err", terr)
+			}
+		}
 		cs.mu.Lock()
 		r.last = time.Now()
 		cs.notifyLocked()
@@ -352,7 +361,38 @@ func (cs *cameraSet) Stats() CameraStats {
 func (cs *cameraSet) Close() error {
 	cs.cancel()
 	cs.wg.Wait()
+	for _, r := range cs.runs {
+		r.tap.Close()
+	}
 	return nil
+}
+
+// liveSources returns each camera as a live-view frame source, by name.
+func (cs *cameraSet) liveSources() map[string]live.FrameSource {
+	out := make(map[string]live.FrameSource, len(cs.runs))
+	for _, r := range cs.runs {
+		out[r.cfg.Name] = liveTapSource{r.tap}
+	}
+	return out
+}
+
+// liveTapSource adapts a camera's vision.LiveTap to live.FrameSource.
+type liveTapSource struct{ tap *vision.LiveTap }
+
+// Subscribe implements live.FrameSource.
+func (s liveTapSource) Subscribe() (<-chan live.Frame, func()) {
+	in, cancel := s.tap.Subscribe()
+	out := make(chan live.Frame, 1)
+	go func() {
+		defer close(out)
+		for f := range in {
+			select {
+			case out <- live.Frame{Image: f.Image, Captured: f.Captured}:
+			default: // the viewer is behind: drop
+			}
+		}
+	}()
+	return out, cancel
 }
 
 // CameraStats returns the cameras' health, and false for a station

@@ -16,9 +16,10 @@ import (
 // officers over WebRTC (edge/live).
 type LiveConfig struct {
 	Enabled bool
-	// Cameras are the frame sources by camera name. Empty: one synthetic
-	// test-pattern camera named "test" (until the camera pipeline feeds
-	// live view).
+	// Cameras are the frame sources by camera name. Empty: the station's
+	// cameras, fed by the camera pipeline's decoded frames (640×360, at
+	// most 15 fps, with the detections drawn); with no cameras either, one
+	// synthetic test-pattern camera named "test".
 	Cameras map[string]live.FrameSource
 	// ICEServers, UDPPort, RelayOnly and BitrateKbps: see live.Options.
 	ICEServers  []plume.LiveICEServer
@@ -32,6 +33,7 @@ type LiveConfig struct {
 // liveView is the agent's running live view.
 type liveView struct {
 	streamer  *live.Streamer
+	sources   map[string]live.FrameSource
 	signaller *live.Signaller
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -53,6 +55,9 @@ func (a *Agent) startLive(ctx context.Context, key ed25519.PrivateKey) error {
 		return nil
 	}
 	cams := lc.Cameras
+	if len(cams) == 0 && a.cameras != nil {
+		cams = a.cameras.liveSources()
+	}
 	if len(cams) == 0 {
 		cams = map[string]live.FrameSource{"test": &live.Synthetic{Now: a.cfg.Now}}
 	}
@@ -63,7 +68,7 @@ func (a *Agent) startLive(ctx context.Context, key ed25519.PrivateKey) error {
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
-	lv := &liveView{streamer: s, signaller: &live.Signaller{
+	lv := &liveView{streamer: s, sources: cams, signaller: &live.Signaller{
 		CentralURL: a.cfg.Enrollment.CentralURL, Station: a.cfg.Enrollment.Station, Key: key, Streamer: s,
 		BackoffMax: lc.BackoffMax, Logger: a.cfg.Logger, Now: a.cfg.Now,
 	}}
@@ -92,6 +97,15 @@ func (a *Agent) stopLive() {
 	if err := a.live.streamer.Close(); err != nil {
 		a.log.Warn("close live view", "err", err)
 	}
+}
+
+// LiveSources returns the frame sources live view streams, by camera
+// name, or nil when live view is off.
+func (a *Agent) LiveSources() map[string]live.FrameSource {
+	if a.live == nil {
+		return nil
+	}
+	return a.live.sources
 }
 
 // Live returns the live-view streamer and signaller, or nils when live

@@ -388,3 +388,42 @@ func (p *Pipeline) release(now time.Time) {
 func (p *Pipeline) emitOne(s *Sighting) { p.emit(s) }
 
 func round2(x float64) float64 { return float64(int(x*100+0.5)) / 100 }
+
+// LiveMarks returns the detections to draw on live pictures: each live
+// vehicle's box labelled with its track, lane and, once read, its plate's
+// ASCII part; a vehicle whose frames show a plume so far is marked smoky
+// with the plume frame count. Call it from the goroutine that calls
+// Process.
+func (p *Pipeline) LiveMarks() []LiveMark {
+	live := p.tracker.Live()
+	out := make([]LiveMark, 0, len(live))
+	for _, tr := range live {
+		label := fmt.Sprintf("#%d L%d", tr.ID, tr.Lane)
+		if tp := p.plates[tr.ID]; tp != nil && len(tp.reads) > 0 {
+			best := tp.reads[0]
+			for _, r := range tp.reads[1:] {
+				if r.Plate.Confidence > best.Plate.Confidence {
+					best = r
+				}
+			}
+			label += " " + asciiPart(best.Plate.Text)
+		}
+		smoky := tr.Plume >= 3 && tr.Plume*3 >= tr.Frames
+		if smoky {
+			label += fmt.Sprintf(" smoke %d/%d", tr.Plume, tr.Frames)
+		}
+		out = append(out, LiveMark{Box: tr.Box, Label: label, Smoky: smoky})
+	}
+	return out
+}
+
+// asciiPart drops the runes PutText cannot draw (the province character).
+func asciiPart(s string) string {
+	b := make([]byte, 0, len(s))
+	for _, r := range s {
+		if r >= 0x20 && r < 0x7f {
+			b = append(b, byte(r))
+		}
+	}
+	return string(b)
+}
