@@ -137,6 +137,37 @@ func Locate(img gocv.Mat, opt LocateOptions) ([]Candidate, error) {
 			contours.Close()
 		}
 	}
+	// Characters without colour: dense vertical edges closed horizontally
+	// into plate-shaped blobs. This finds plates whose colour merges with
+	// the vehicle's (a blue plate on a blue truck) and white or black ones;
+	// the colour is the region's dominant plate colour.
+	ek := gocv.GetStructuringElement(gocv.MorphRect, image.Pt(max(9, work.Cols()/50), max(3, work.Cols()/320)))
+	defer ek.Close()
+	eo := gocv.GetStructuringElement(gocv.MorphRect, image.Pt(max(5, work.Cols()/160), max(3, work.Cols()/240)))
+	defer eo.Close()
+	gocv.MorphologyEx(edges, &mask, gocv.MorphClose, ek)
+	gocv.MorphologyEx(mask, &mask, gocv.MorphOpen, eo)
+	contours := gocv.FindContours(mask, gocv.RetrievalExternal, gocv.ChainApproxSimple)
+	for i := 0; i < contours.Size(); i++ {
+		c := contours.At(i)
+		if c.Size() < 4 {
+			continue
+		}
+		bb := gocv.BoundingRect(c).Intersect(image.Rect(0, 0, work.Cols(), work.Rows()))
+		if bb.Dx() < 24 || bb.Dy() < 8 {
+			continue
+		}
+		cr, ok := dominantColour(hsv, bb)
+		if !ok {
+			continue
+		}
+		cr.edges = 0.15
+		if cand, ok := candidate(c, cr, work, scale, density); ok {
+			cand.Score *= 0.9 // colour masks, when they agree, are more precise
+			cands = append(cands, cand)
+		}
+	}
+	contours.Close()
 	slices.SortFunc(cands, func(a, b Candidate) int {
 		switch {
 		case a.Score > b.Score:
@@ -381,4 +412,21 @@ func extendTop(q [4][2]float64, d float64) [4][2]float64 {
 	q[0] = [2]float64{q[0][0] - d*vx, q[0][1] - d*vy}
 	q[1] = [2]float64{q[1][0] - d*vx, q[1][1] - d*vy}
 	return q
+}
+
+// dominantColour returns the plate colour range covering most of r in the
+// HSV image, if any covers at least a quarter of it.
+func dominantColour(hsv gocv.Mat, r image.Rectangle) (colourRange, bool) {
+	reg := hsv.Region(r)
+	defer reg.Close()
+	m := gocv.NewMat()
+	defer m.Close()
+	best, n := colourRange{}, -1
+	for _, cr := range plateColours {
+		gocv.InRangeWithScalar(reg, cr.lo, cr.hi, &m)
+		if k := gocv.CountNonZero(m); k > n {
+			best, n = cr, k
+		}
+	}
+	return best, n*4 >= r.Dx()*r.Dy()
 }
