@@ -4,6 +4,7 @@ package vision
 
 import (
 	"context"
+	"image"
 	"os"
 	"path/filepath"
 	"testing"
@@ -45,6 +46,16 @@ func TestCameraNoMatLeaks(t *testing.T) {
 			return ctx.Err()
 		}})
 		cam.Run(ctx, func(Frame) error { return nil })
+		// Live view's tap, with a subscriber and drawn marks.
+		tap := NewLiveTap(LiveTapConfig{})
+		_, stop := tap.Subscribe()
+		frame := gocv.NewMatWithSize(720, 1280, gocv.MatTypeCV8UC3)
+		for i := range 5 {
+			tap.Offer(frame, time.Unix(int64(i), 0), func() []LiveMark { return []LiveMark{{Box: image.Rect(10, 10, 300, 300), Label: "x"}} })
+		}
+		frame.Close()
+		stop()
+		tap.Close()
 	}()
 	if end := gocv.MatProfile.Count(); end != start {
 		var b []byte
