@@ -8,7 +8,9 @@
 // a job whose worker died is claimed again, and the idempotency key makes
 // the resend harmless, so every case reaches the police exactly once. A
 // permanent refusal marks the export failed and leaves it visible for a
-// retry by hand; anything else is retried with backoff, forever.
+// retry by hand; anything else is retried with backoff, forever. Before a
+// case leaves central, its media and package are put under legal hold when
+// the blob store supports it (LegalHolder: the object store does).
 package export
 
 import (
@@ -135,6 +137,10 @@ type Config struct {
 	// FailingAfter is the attempt from which a retried export shows as
 	// failing (default 3).
 	FailingAfter int
+	// Enforceable, when set, is asked before each export: its error (a
+	// clock outside GA/T 832-2014, a failed audit) fails the export for
+	// good with the reason.
+	Enforceable func(ctx context.Context, c *central.Case) error
 }
 
 // Worker runs the export queue.
@@ -271,6 +277,14 @@ func (w *Worker) export(ctx context.Context, j *central.Job) error {
 	if !c.PackageCurrent() {
 		return errNotReady
 	}
+	if w.cfg.Enforceable != nil {
+		if err := w.cfg.Enforceable(ctx, c); err != nil {
+			if plume.ErrorCode(err) == plume.EINTERNAL {
+				return err
+			}
+			return &PermanentError{Err: fmt.Errorf("refused by policy: %s", plume.ErrorMessage(err))}
+		}
+	}
 	ev, err := w.cfg.Store.Evidence(ctx, c.Station, c.EvidenceID)
 	if err != nil {
 		return err
@@ -278,6 +292,9 @@ func (w *Worker) export(ctx context.Context, j *central.Job) error {
 	m, err := plume.DecodeManifest(ev.Manifest)
 	if err != nil {
 		return &PermanentError{Err: fmt.Errorf("stored manifest: %w", err)}
+	}
+	if err := w.hold(ctx, c, m); err != nil {
+		return err
 	}
 	st, _ := w.cfg.Store.Station(ctx, c.Station)
 	rec := NewRecord(c, st, m, w.cfg.CallbackURL)
@@ -314,5 +331,32 @@ func (w *Worker) export(ctx context.Context, j *central.Job) error {
 		return err
 	}
 	w.logger.Info("case exported", "case", c.ID, "number", c.Number, "receipt", rcpt.ID)
+	return nil
+}
+
+// LegalHolder is a blob store that can place a legal hold on a blob
+// (objectstore.Store). The filesystem store cannot; with it, hold does
+// nothing.
+type LegalHolder interface {
+	SetLegalHold(ctx context.Context, sha256 string, on bool) error
+}
+
+// hold places a legal hold on the media and the package of an approved
+// case before the case leaves central, when the blob store supports it.
+// Holds are idempotent, so a resent export places them again harmlessly.
+func (w *Worker) hold(ctx context.Context, c *central.Case, m *plume.Manifest) error {
+	lh, ok := w.cfg.Blobs.(LegalHolder)
+	if !ok {
+		return nil
+	}
+	sums := []string{c.PackageSHA256}
+	for _, md := range m.Media {
+		sums = append(sums, md.SHA256)
+	}
+	for _, sum := range sums {
+		if err := lh.SetLegalHold(ctx, sum, true); err != nil {
+			return fmt.Errorf("legal hold on case %s: %w", c.Number, err)
+		}
+	}
 	return nil
 }

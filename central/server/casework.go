@@ -28,7 +28,7 @@ import (
 // the PDF sheet font), the exporter and its queue, officer sign-in, the
 // review service, ingest with the repeat-exceedance rule, and the API and
 // web handlers.
-func (s *Server) openCasework(ln net.Listener) (*api.Handler, http.Handler, error) {
+func (s *Server) openCasework(ctx context.Context, ln net.Listener) (*api.Handler, http.Handler, error) {
 	cfg := s.cfg
 	var font []byte
 	if cfg.SheetFont != "none" {
@@ -50,7 +50,7 @@ func (s *Server) openCasework(ln net.Listener) (*api.Handler, http.Handler, erro
 	s.packer = packer.New(packer.Config{
 		Store: s.store, Blobs: s.blobs, Key: s.key, TempDir: filepath.Join(cfg.DataDir, "tmp"),
 		Organization: cfg.Organization, Logger: cfg.Logger, Now: cfg.Now, Metrics: s.metrics,
-		Workers: max(cfg.PackageWorkers, 1), SheetFont: font,
+		Workers: max(cfg.PackageWorkers, 1), SheetFont: font, Lease: cfg.JobLease,
 	})
 	var exporter export.Exporter
 	if cfg.PoliceURL != "" {
@@ -69,22 +69,28 @@ func (s *Server) openCasework(ln net.Listener) (*api.Handler, http.Handler, erro
 	if publicURL == "" {
 		publicURL = "http://" + ln.Addr().String()
 	}
+	if err := s.openOps(ctx, profiles, publicURL); err != nil {
+		return nil, nil, err
+	}
+	opsFlags, opsRecords, enforceable := s.opsHooks()
 	s.exports = export.NewWorker(export.Config{
+		Enforceable: enforceable,
 		Store: s.store, Blobs: s.blobs, Exporter: exporter, CallbackURL: strings.TrimRight(publicURL, "/") + "/api/v1/police/dispositions",
-		Logger: cfg.Logger, Now: cfg.Now, Poll: cfg.ExportPoll,
+		Logger: cfg.Logger, Now: cfg.Now, Poll: cfg.ExportPoll, Lease: cfg.JobLease,
 	})
 	s.auth = auth.New(auth.Config{Store: s.store, Logger: cfg.Logger, Now: cfg.Now, SecureCookies: cfg.SecureCookies})
 	s.review = review.New(review.Config{Store: s.store, SecondReview: cfg.SecondReview, Exporter: exporter.Name(), Logger: cfg.Logger, Now: cfg.Now,
-		OnJobs: func() { s.packer.Wake(); s.exports.Wake() }})
+		OnJobs: func() { s.packer.Wake(); s.exports.Wake() }, Enforceable: enforceable})
 	svc := ingest.New(ingest.Config{
 		Store: s.store, Blobs: s.blobs, Logger: cfg.Logger, Now: cfg.Now, Metrics: s.metrics,
 		MinSmokeGrade: cfg.MinSmokeGrade, OnCase: func(plume.CaseID) { s.packer.Wake() }, Profiles: profiles,
+		Flags: opsFlags, OnRecords: opsRecords,
 	})
 	loopback := isLoopback(ln.Addr())
 	handler := api.New(api.Config{
 		Store: s.store, Blobs: s.blobs, Ingest: svc, Metrics: s.metrics,
 		Logger: cfg.Logger, Now: cfg.Now, AllowedSkew: cfg.AllowedSkew,
-		Auth: s.auth, Review: s.review, PoliceSecret: cfg.PoliceSecret,
+		Auth: s.auth, Review: s.review, PoliceSecret: cfg.PoliceSecret, Ops: s.ops,
 		// Reads are open only on loopback before the first officer exists
 		// (first run, the demo's station side); see api.Config.
 		AnonymousReads: func() bool {
@@ -95,7 +101,7 @@ func (s *Server) openCasework(ln net.Listener) (*api.Handler, http.Handler, erro
 			return err == nil && len(os) == 0
 		},
 	})
-	wh, err := web.New(web.Config{Store: s.store, Blobs: s.blobs, Auth: s.auth, Review: s.review, Profiles: profiles, Logger: cfg.Logger, Now: cfg.Now})
+	wh, err := web.New(web.Config{Store: s.store, Blobs: s.blobs, Auth: s.auth, Review: s.review, Profiles: profiles, Logger: cfg.Logger, Now: cfg.Now, Ops: s.ops})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -104,7 +110,7 @@ func (s *Server) openCasework(ln net.Listener) (*api.Handler, http.Handler, erro
 
 // webPaths are the officers' pages; everything else (the API, health,
 // metrics, live view) goes to the API side.
-var webPaths = []string{"GET /{$}", "/login", "/logout", "/queue", "/queue/", "/cases/", "/vehicles", "/dashboard", "/dashboard.csv", "/audit", "/audit.csv", "/admin/", "/static/"}
+var webPaths = []string{"GET /{$}", "/login", "/logout", "/queue", "/queue/", "/cases/", "/vehicles", "/dashboard", "/dashboard.csv", "/audit", "/audit.csv", "/admin/", "/static/", "/stations", "/stations/", "/alerts", "/alerts/", "/backtest"}
 
 // withWeb routes the officers' pages to web and everything else to next.
 func withWeb(web, next http.Handler) http.Handler {

@@ -8,6 +8,11 @@
 //	central.key   central's Ed25519 private key seed, base64, mode 0600
 //	blobs/        media and evidence packages, content-addressed
 //	tmp/          packages being assembled
+//
+// For scale-out, Config.Store and Config.Blobs replace central.db and
+// blobs/ with stores shared by several replicas (central/sqlstore on
+// PostgreSQL, central/objectstore on MinIO), and Config.Key gives every
+// replica the same signing key; the data directory then holds only tmp/.
 package server
 
 import (
@@ -35,6 +40,7 @@ import (
 	"github.com/plume-emissions/plume/central/export"
 	liveview "github.com/plume-emissions/plume/central/live"
 	"github.com/plume-emissions/plume/central/metrics"
+	"github.com/plume-emissions/plume/central/ops"
 	"github.com/plume-emissions/plume/central/packer"
 	"github.com/plume-emissions/plume/central/review"
 	"github.com/plume-emissions/plume/central/store"
@@ -86,10 +92,27 @@ type Config struct {
 	// ExportPoll is how often an idle export worker looks for due retries
 	// (default 1 s).
 	ExportPoll time.Duration
+	// JobLease is how long a replica holds a claimed package build or
+	// export before another may take it over (default: the packer's 10
+	// min and the exporter's 5 min). Shorter leases recover sooner from a
+	// replica that died; a lease must outlast the slowest build or push.
+	JobLease time.Duration
 	// Live configures live view (central/live): STUN URLs, the built-in
 	// TURN relay and relay-only mode. Officers are authorised by
 	// Live.Authorizer, or else by the admin token in DataDir/live.token.
-	Live   LiveConfig
+	Live LiveConfig
+	// Ops configures station operations: heartbeats, integrity rules and
+	// alert delivery (ops.go).
+	Ops OpsConfig
+	// Store and Blobs, when set, are used instead of the embedded bbolt
+	// store and filesystem blob store in DataDir (scale-out: a
+	// sqlstore.Store and an objectstore.Store shared by every replica).
+	// The Server closes Store when it closes.
+	Store central.Store
+	Blobs central.BlobStore
+	// Key, when set, is central's signing key instead of
+	// DataDir/central.key; replicas must share one key.
+	Key    ed25519.PrivateKey
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -138,8 +161,8 @@ func (c *Config) fill() {
 type Server struct {
 	cfg     Config
 	logger  *slog.Logger
-	store   *store.Store
-	blobs   *blob.Store
+	store   central.Store
+	blobs   central.BlobStore
 	key     ed25519.PrivateKey
 	metrics *metrics.Metrics
 	packer  *packer.Packer
@@ -150,6 +173,7 @@ type Server struct {
 	http    *http.Server
 	live    *liveview.Hub
 	turn    *liveview.TURN
+	ops     *ops.Service
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -174,9 +198,12 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.ln = ln
 
-	handler, webHandler, err := s.openCasework(ln)
+	handler, webHandler, err := s.openCasework(ctx, ln)
 	if err != nil {
 		ln.Close()
+		if s.ops != nil {
+			s.ops.Close()
+		}
 		s.store.Close()
 		return nil, err
 	}
@@ -213,18 +240,26 @@ func (s *Server) openData() error {
 	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o750); err != nil {
 		return fmt.Errorf("open data dir: %w", err)
 	}
-	st, err := store.Open(filepath.Join(dir, store.FileName), store.Options{})
-	if err != nil {
-		return err
+	s.store, s.blobs, s.key = s.cfg.Store, s.cfg.Blobs, s.cfg.Key
+	if s.store == nil {
+		st, err := store.Open(filepath.Join(dir, store.FileName), store.Options{})
+		if err != nil {
+			return err
+		}
+		s.store = st
 	}
-	s.store = st
-	if s.blobs, err = blob.Open(filepath.Join(dir, "blobs")); err != nil {
-		st.Close()
-		return err
+	var err error
+	if s.blobs == nil {
+		if s.blobs, err = blob.Open(filepath.Join(dir, "blobs")); err != nil {
+			s.store.Close()
+			return err
+		}
 	}
-	if s.key, err = LoadOrCreateKey(dir); err != nil {
-		st.Close()
-		return err
+	if s.key == nil {
+		if s.key, err = LoadOrCreateKey(dir); err != nil {
+			s.store.Close()
+			return err
+		}
 	}
 	// Packages being assembled when the last run stopped are incomplete;
 	// their jobs are still queued and rebuild them.
@@ -308,6 +343,12 @@ func EnrollDataDir(ctx context.Context, dataDir, centralURL string, station plum
 	return enroll(ctx, st, key, centralURL, station, name, pub, now)
 }
 
+// EnrollStore enrolls a station in st, signing with key (plume-central
+// enroll against a shared PostgreSQL store, while replicas run).
+func EnrollStore(ctx context.Context, st central.Store, key ed25519.PrivateKey, centralURL string, station plume.StationID, name string, pub ed25519.PublicKey, now time.Time) (*plume.Enrollment, error) {
+	return enroll(ctx, st, key, centralURL, station, name, pub, now)
+}
+
 func enroll(ctx context.Context, st central.Store, key ed25519.PrivateKey, centralURL string, station plume.StationID, name string, pub ed25519.PublicKey, now time.Time) (*plume.Enrollment, error) {
 	if err := station.Validate(); err != nil {
 		return nil, err
@@ -374,6 +415,9 @@ func (s *Server) Close() error {
 		}
 		s.cancel()
 		s.wg.Wait()
+		if s.ops != nil {
+			s.ops.Close()
+		}
 		if err := s.store.Close(); err != nil {
 			errs = append(errs, err)
 		}

@@ -5,7 +5,14 @@
 //	plume-central verify [-central-key BASE64] PACKAGE.zip
 //	plume-central create-admin -data DIR -username U [-name N]   (password from PLUME_ADMIN_PASSWORD or stdin)
 //
-// serve runs central until SIGINT or SIGTERM, then drains and exits.
+// serve runs central until SIGINT or SIGTERM, then drains and exits. By
+// default it keeps everything in the data directory (bbolt and files).
+// For scale-out, PLUME_STORE_DSN puts the metadata in PostgreSQL,
+// PLUME_BLOB_ENDPOINT and the other PLUME_BLOB_* variables (objectstore.Env)
+// put media and packages in MinIO, and PLUME_CENTRAL_KEY_FILE gives every
+// replica the same key; enroll and create-admin then work on the shared
+// store while replicas run. migrate copies an embedded central into
+// PostgreSQL and MinIO and verifies every hash.
 // enroll works on a stopped central's data directory and writes the
 // station's enrollment file (with a generated station key unless -pubkey is
 // given). verify checks an evidence package offline and prints every check.
@@ -80,10 +87,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 type Main struct {
 	Config server.Config
 	Server *server.Server
+	// Getenv reads the scale-out settings (PLUME_STORE_DSN, PLUME_BLOB_*,
+	// PLUME_CENTRAL_KEY_FILE); default os.Getenv.
+	Getenv func(string) string
 }
 
 // NewMain returns a Main with the default configuration.
-func NewMain() *Main { return &Main{Config: server.NewConfig()} }
+func NewMain() *Main { return &Main{Config: server.NewConfig(), Getenv: os.Getenv} }
 
 // ParseFlags parses serve's flags into m.Config.
 func (m *Main) ParseFlags(args []string, stderr io.Writer) error {
@@ -99,6 +109,7 @@ func (m *Main) ParseFlags(args []string, stderr io.Writer) error {
 	fs.StringVar(&m.Config.PoliceURL, "police-url", m.Config.PoliceURL, "traffic police push base URL (default: folder drop)")
 	fs.StringVar(&m.Config.DropDir, "drop-dir", m.Config.DropDir, "folder-drop directory (default DATA/police-drop)")
 	fs.StringVar(&m.Config.PublicURL, "public-url", m.Config.PublicURL, "URL the police reach central at, for the callback")
+	fs.DurationVar(&m.Config.JobLease, "job-lease", m.Config.JobLease, "how long a replica holds a package build or export before another may take it over (default 10m builds, 5m exports)")
 	secretFile := fs.String("police-secret-file", "", "file holding the police exchange shared secret")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -116,8 +127,14 @@ func (m *Main) ParseFlags(args []string, stderr io.Writer) error {
 	return nil
 }
 
-// Run opens the server.
+// Run opens the stores the environment names, then the server.
 func (m *Main) Run(ctx context.Context) error {
+	if m.Getenv == nil {
+		m.Getenv = os.Getenv
+	}
+	if err := openBackends(ctx, &m.Config, m.Getenv); err != nil {
+		return err
+	}
 	s, err := server.Open(ctx, m.Config)
 	if err != nil {
 		return err
@@ -172,7 +189,14 @@ func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		pub = b
 	}
-	e, err := server.EnrollDataDir(ctx, *data, *centralURL, plume.StationID(*station), *name, pub, time.Now())
+	var e *plume.Enrollment
+	var err error
+	if os.Getenv(EnvStoreDSN) != "" {
+		// Scale-out: enroll in the shared store while replicas run.
+		e, err = enrollShared(ctx, os.Getenv, *data, *centralURL, plume.StationID(*station), *name, pub)
+	} else {
+		e, err = server.EnrollDataDir(ctx, *data, *centralURL, plume.StationID(*station), *name, pub, time.Now())
+	}
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("enroll: the data directory %s is in use by a running central; stop it first", *data)
 	} else if err != nil {
@@ -210,7 +234,12 @@ func runCreateAdmin(ctx context.Context, args []string, stdin io.Reader, stdout,
 		}
 		password = strings.TrimRight(line, "\r\n")
 	}
-	err := server.CreateAdminDataDir(ctx, *data, *username, *name, password, time.Now())
+	var err error
+	if os.Getenv(EnvStoreDSN) != "" {
+		err = createAdminShared(ctx, os.Getenv, *username, *name, password)
+	} else {
+		err = server.CreateAdminDataDir(ctx, *data, *username, *name, password, time.Now())
+	}
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("create-admin: the data directory %s is in use by a running central; stop it first (or add officers on the admin page)", *data)
 	} else if err != nil {
