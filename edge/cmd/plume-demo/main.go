@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -271,7 +272,7 @@ wait:
 	out.say("Central holds %d passes and %d cases; %d evidence packages built, downloaded and verified offline.", int64(cs.Records)-as.Status-as.Audits, cs.Cases, len(paths))
 	// The officers' web app: a first administrator (the API's reads close
 	// to anonymous callers once an officer exists).
-	adminPass := "demo-" + plume.EncodeKey(c.PublicKey())[:12]
+	adminPass := "demo-" + rand.Text()[:12] // random each run; never derived from anything public
 	if err := c.CreateOfficer(ctx, &central.Officer{Username: "admin", Name: "Demo administrator", Role: central.RoleAdmin}, adminPass); err != nil {
 		return fmt.Errorf("create the demo administrator: %w", err)
 	}
