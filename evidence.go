@@ -50,9 +50,13 @@ type Manifest struct {
 	Station       StationID  `json:"station"`
 	CapturedAt    time.Time  `json:"captured_at"`
 	ClockOffsetMS int64      `json:"clock_offset_ms"` // edge clock minus reference, at capture
-	Software      string     `json:"software"`
-	Pass          Pass       `json:"pass"`
-	Media         []MediaRef `json:"media"`
+	// ClockSource is the reference ClockOffsetMS was measured against:
+	// "central" (Plume-Time at a round trip's midpoint) or "ntp" (chrony);
+	// "" when the station had not measured its offset yet.
+	ClockSource string     `json:"clock_source,omitempty"`
+	Software    string     `json:"software"`
+	Pass        Pass       `json:"pass"`
+	Media       []MediaRef `json:"media"`
 }
 
 // Validate checks a manifest received from outside.

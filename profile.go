@@ -110,17 +110,47 @@ type Repeat struct {
 // LimitProfile is a versioned set of limits and validity windows for one
 // fuel. Profiles are data (firmware-config/profiles), never code.
 type LimitProfile struct {
-	Name        string     `json:"name" yaml:"name"`
-	Version     string     `json:"version" yaml:"version"`
-	Standard    string     `json:"standard" yaml:"standard"` // e.g. "HJ 845-2017"
-	Title       string     `json:"title" yaml:"title"`
-	Fuel        Fuel       `json:"fuel" yaml:"fuel"`
-	Provisional bool       `json:"provisional" yaml:"provisional"`
-	Note        string     `json:"note,omitempty" yaml:"note"`
-	Validity    Validity   `json:"validity" yaml:"validity"`
-	Limits      []Limit    `json:"limits" yaml:"limits"`
-	Smoke       SmokeLimit `json:"smoke" yaml:"smoke"`
-	Repeat      Repeat     `json:"repeat" yaml:"repeat"`
+	Name        string      `json:"name" yaml:"name"`
+	Version     string      `json:"version" yaml:"version"`
+	Standard    string      `json:"standard" yaml:"standard"` // e.g. "HJ 845-2017"
+	Title       string      `json:"title" yaml:"title"`
+	Fuel        Fuel        `json:"fuel" yaml:"fuel"`
+	Provisional bool        `json:"provisional" yaml:"provisional"`
+	Note        string      `json:"note,omitempty" yaml:"note"`
+	Validity    Validity    `json:"validity" yaml:"validity"`
+	Limits      []Limit     `json:"limits" yaml:"limits"`
+	Smoke       SmokeLimit  `json:"smoke" yaml:"smoke"`
+	Repeat      Repeat      `json:"repeat" yaml:"repeat"`
+	Audit       AuditPolicy `json:"audit" yaml:"audit"`
+}
+
+// Audit policy actions: what happens to a station's new evidence when its
+// analyser audit is overdue.
+const (
+	AuditFlag  = "flag"  // the evidence is marked; officers may still enforce it
+	AuditBlock = "block" // the evidence cannot be approved or exported
+)
+
+// AuditPolicy says how recent an analyser's passed calibration or
+// standard-gas audit must be for its evidence. A failed last audit always
+// blocks enforcement; an overdue one is handled by Overdue.
+type AuditPolicy struct {
+	// MaxInterval is the longest time from the last audit to a capture
+	// (default 30 days).
+	MaxInterval time.Duration `json:"max_interval,omitempty" yaml:"max_interval"`
+	// Overdue is AuditFlag (default) or AuditBlock.
+	Overdue string `json:"overdue,omitempty" yaml:"overdue"`
+}
+
+// DefaultAuditInterval is the audit interval of a profile that sets none.
+const DefaultAuditInterval = 30 * 24 * time.Hour
+
+// Interval returns the policy's interval, or the default.
+func (a AuditPolicy) Interval() time.Duration {
+	if a.MaxInterval > 0 {
+		return a.MaxInterval
+	}
+	return DefaultAuditInterval
 }
 
 // Validate reports the first problem that makes the profile unusable.
@@ -147,6 +177,10 @@ func (p *LimitProfile) Validate() error {
 		return bad("repeat.count must be at least 1")
 	case p.Repeat.Window <= 0:
 		return bad("repeat.window must be positive")
+	case p.Audit.MaxInterval < 0:
+		return bad("audit.max_interval must not be negative")
+	case p.Audit.Overdue != "" && p.Audit.Overdue != AuditFlag && p.Audit.Overdue != AuditBlock:
+		return bad("audit.overdue must be %q or %q, not %q", AuditFlag, AuditBlock, p.Audit.Overdue)
 	}
 	for _, r := range []struct {
 		name string

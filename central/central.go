@@ -58,7 +58,14 @@ type Station struct {
 	PublicKey  ed25519.PublicKey `json:"public_key"` // base64 in JSON
 	EnrolledAt time.Time         `json:"enrolled_at"`
 	Revoked    bool              `json:"revoked"`
+	// Latitude and Longitude place the station (WGS 84 degrees; both 0
+	// when unknown), for the cloned-plate check and reports.
+	Latitude  float64 `json:"latitude,omitempty"`
+	Longitude float64 `json:"longitude,omitempty"`
 }
+
+// Located reports whether the station's coordinates are known.
+func (s *Station) Located() bool { return s.Latitude != 0 || s.Longitude != 0 }
 
 // StoredEvidence is one evidence manifest as received: the exact bytes the
 // station signed at capture, its signature, and the key that verified it.
@@ -270,6 +277,20 @@ type Case struct {
 	PackageSHA256  string    `json:"package_sha256,omitempty"`
 	PackageSize    int64     `json:"package_size,omitempty"`
 	PackageBuiltAt time.Time `json:"package_built_at,omitzero"`
+
+	// Flags mark evidence a court could question (clock, audits), set at
+	// ingest; a blocking flag keeps the case from approval and export.
+	Flags []CaseFlag `json:"flags,omitempty"`
+}
+
+// Blocked returns the first blocking flag, or nil.
+func (c *Case) Blocked() *CaseFlag {
+	for i := range c.Flags {
+		if c.Flags[i].Blocks {
+			return &c.Flags[i]
+		}
+	}
+	return nil
 }
 
 // PackageCurrent reports whether the built package shows the case as it

@@ -20,6 +20,7 @@ import (
 	"github.com/plume-emissions/plume/central/export"
 	"github.com/plume-emissions/plume/central/ingest"
 	"github.com/plume-emissions/plume/central/metrics"
+	"github.com/plume-emissions/plume/central/ops"
 	"github.com/plume-emissions/plume/central/review"
 )
 
@@ -49,6 +50,9 @@ type Config struct {
 	// PoliceSecret authenticates the police disposition callback
 	// (central/export/POLICE-CONTRACT.md); empty disables the callback.
 	PoliceSecret []byte
+	// Ops serves heartbeats, remote configuration and alerts (ops.go);
+	// nil leaves those endpoints out.
+	Ops *ops.Service
 }
 
 // Handler serves the API.
@@ -82,6 +86,9 @@ func New(cfg Config) *Handler {
 	h.mux.HandleFunc("POST /api/v1/cases/{id}/{action}", h.caseAction)
 	h.mux.HandleFunc("POST /api/v1/police/dispositions", h.disposition)
 	h.mux.HandleFunc("GET /healthz", h.healthz)
+	if cfg.Ops != nil {
+		h.registerOps()
+	}
 	h.mux.Handle("GET /metrics", cfg.Metrics.Handler())
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, plume.Errorf(plume.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
@@ -90,7 +97,10 @@ func New(cfg Config) *Handler {
 }
 
 // ServeHTTP implements http.Handler.
+// Every response carries central's time to the millisecond in Plume-Time,
+// for the stations' clock discipline.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set(plume.HeaderTime, h.cfg.Now().UTC().Format(plume.TimeFormat))
 	h.mux.ServeHTTP(w, r)
 }
 

@@ -51,6 +51,12 @@ type Config struct {
 	// Profiles gives the repeat-exceedance rule of the profile a verdict
 	// cites; nil uses profile.DefaultRepeat.
 	Profiles *profile.Set
+	// Flags marks a new case's evidence (clock offset, audits; see
+	// central/ops). May be nil.
+	Flags func(ctx context.Context, m *plume.Manifest) ([]central.CaseFlag, error)
+	// OnRecords is given every records batch after the store accepted it
+	// (the integrity rules and the cloned-plate check). May be nil.
+	OnRecords func(ctx context.Context, station plume.StationID, recs []plume.Record)
 }
 
 // Service accepts station uploads.
@@ -194,6 +200,14 @@ func (s *Service) putEvidence(ctx context.Context, st *central.Station, id plume
 		rule, known := s.cfg.Profiles.Repeat(c.Profile)
 		c.Kind, c.RepeatNote = review.Classify(c, &m.Pass, history, rule, known)
 		custody[len(custody)-1].Detail += " [" + string(c.Kind) + "]"
+		if s.cfg.Flags != nil {
+			if c.Flags, err = s.cfg.Flags(ctx, m); err != nil {
+				return nil, false, fmt.Errorf("flag evidence %s: %w", id, err)
+			}
+			for _, f := range c.Flags {
+				custody[len(custody)-1].Detail += "; flagged " + f.Code
+			}
+		}
 	}
 	stored, created, err := s.cfg.Store.PutEvidence(ctx, ev, c, custody)
 	if err != nil {
@@ -265,6 +279,9 @@ func (s *Service) PutRecords(ctx context.Context, st *central.Station, batch str
 	accepted, duplicates, err = s.cfg.Store.PutRecords(ctx, st.ID, recs, s.cfg.Now().UTC())
 	if err != nil {
 		return 0, 0, err
+	}
+	if s.cfg.OnRecords != nil && accepted > 0 {
+		s.cfg.OnRecords(ctx, st.ID, recs)
 	}
 	s.cfg.Metrics.Ingest("record", "created", accepted)
 	s.cfg.Metrics.Ingest("record", "duplicate", duplicates)

@@ -73,6 +73,10 @@ type Config struct {
 	Now      func() time.Time
 	// OnJobs is called after a change queued jobs (to wake the workers).
 	OnJobs func()
+	// Enforceable, when set, is asked before a case is approved or
+	// confirmed; its error (a clock outside GA/T 832-2014, a failed audit)
+	// refuses the decision with the reason.
+	Enforceable func(ctx context.Context, c *central.Case) error
 }
 
 // Service changes cases on officers' behalf.
@@ -223,6 +227,9 @@ func (s *Service) Approve(ctx context.Context, a Actor, id plume.CaseID, note st
 	if err != nil {
 		return nil, err
 	}
+	if err := s.enforceable(ctx, a, id); err != nil {
+		return nil, err
+	}
 	return s.change(ctx, a, id, central.PermReview, "case.approve", func(c *central.Case, ch *central.CaseChange) error {
 		if c.Status != central.CaseOpen {
 			return plume.Errorf(plume.ECONFLICT, "case %s is %s, not open", c.Number, c.Status)
@@ -247,6 +254,18 @@ func (s *Service) Approve(ctx context.Context, a Actor, id plume.CaseID, note st
 	})
 }
 
+// enforceable runs Config.Enforceable on a case the officer may see.
+func (s *Service) enforceable(ctx context.Context, a Actor, id plume.CaseID) error {
+	if s.cfg.Enforceable == nil {
+		return nil
+	}
+	c, err := s.Case(ctx, a.Officer, id)
+	if err != nil {
+		return err
+	}
+	return s.cfg.Enforceable(ctx, c)
+}
+
 // queueExport moves an approved case to the export queue: the package is
 // rebuilt to show the decisions, then sent.
 func (s *Service) queueExport(c *central.Case, ch *central.CaseChange) {
@@ -266,6 +285,9 @@ func ExportKey(c *central.Case) string { return "plume-" + c.Number }
 func (s *Service) Confirm(ctx context.Context, a Actor, id plume.CaseID, note string) (*central.Case, error) {
 	note, err := comment(note)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.enforceable(ctx, a, id); err != nil {
 		return nil, err
 	}
 	return s.change(ctx, a, id, central.PermSecondReview, "case.confirm", func(c *central.Case, ch *central.CaseChange) error {

@@ -34,6 +34,7 @@ import (
 	"github.com/plume-emissions/plume/central"
 	"github.com/plume-emissions/plume/central/api"
 	"github.com/plume-emissions/plume/central/auth"
+	"github.com/plume-emissions/plume/central/ops"
 	"github.com/plume-emissions/plume/central/profile"
 	"github.com/plume-emissions/plume/central/review"
 )
@@ -56,6 +57,9 @@ type Config struct {
 	Profiles *profile.Set
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// Ops serves the station, alert and backtest pages (ops.go); nil
+	// leaves them out.
+	Ops *ops.Service
 }
 
 // Handler serves the pages.
@@ -124,6 +128,7 @@ var funcs = template.FuncMap{
 	"hasPrefix":  strings.HasPrefix,
 	"polN":       func(m map[plume.Pollutant]int, p string) int { return m[plume.Pollutant(p)] },
 	"dispN":      func(m map[central.DispositionOutcome]int, d string) int { return m[central.DispositionOutcome(d)] },
+	"sightings":  func(d *ops.ClonedDetail) []ops.Sighting { return []ops.Sighting{d.A, d.B} },
 }
 
 // New returns the web handler.
@@ -135,7 +140,7 @@ func New(cfg Config) (*Handler, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	h := &Handler{cfg: cfg, logger: cfg.Logger.With("component", "web"), mux: http.NewServeMux(), pages: map[string]*template.Template{}}
-	for _, p := range []string{"login", "error", "queue", "case", "vehicles", "dashboard", "audit", "officers"} {
+	for _, p := range []string{"login", "error", "queue", "case", "vehicles", "dashboard", "audit", "officers", "stations", "station", "alerts", "alert", "backtest"} {
 		t, err := template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
 		if err != nil {
 			return nil, fmt.Errorf("web template %s: %w", p, err)
@@ -167,6 +172,9 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.HandleFunc("GET /admin/officers", h.page(central.PermAdmin, h.officers))
 	h.mux.HandleFunc("POST /admin/officers", h.page(central.PermAdmin, h.addOfficer))
 	h.mux.HandleFunc("POST /admin/tokens", h.page(central.PermAdmin, h.issueToken))
+	if cfg.Ops != nil {
+		h.registerOps()
+	}
 	return h, nil
 }
 
@@ -238,12 +246,16 @@ type view struct {
 	Title, Nav, Flash, Error string
 	Me                       *central.Officer
 	CSRF                     string
+	OpenAlerts               int // the alerts badge
 }
 
 func (h *Handler) base(p *auth.Principal, title, nav string, r *http.Request) view {
 	v := view{Title: title, Nav: nav, Flash: r.URL.Query().Get("flash")}
 	if p != nil {
 		v.Me, v.CSRF = p.Officer, p.Session.CSRF
+		if h.cfg.Ops != nil {
+			v.OpenAlerts = h.cfg.Ops.OpenAlerts(r.Context(), p.Officer)
+		}
 	}
 	if len(v.Flash) > 200 {
 		v.Flash = ""

@@ -60,6 +60,8 @@ type Config struct {
 	Live             LiveConfig // live view (live.go)
 	// Cameras tunes the station's cameras, when it has any (camera.go).
 	Cameras CameraOptions
+	// Health tunes heartbeats and remote configuration (health.go).
+	Health HealthOptions
 }
 
 // Agent is a running edge agent.
@@ -80,6 +82,10 @@ type Agent struct {
 	metrics *http.Server
 	metAddr net.Addr
 	live    *liveView
+	health  health
+
+	cancelHealth context.CancelFunc
+	healthDone   chan struct{}
 
 	cancelIntake context.CancelFunc
 	intakeDone   chan struct{}
@@ -145,8 +151,9 @@ func Open(ctx context.Context, cfg Config) (*Agent, error) {
 	a.capture = &Capture{
 		Station: st.Station.Station, Profiles: st.Profiles, Key: key, Outbox: a.spool,
 		Software: Version, Now: cfg.Now,
-		ClockOffset: func() time.Duration { d, _ := a.uplink.ClockOffset(); return d },
+		Clock: a.clockOffset,
 	}
+	a.loadRemote()
 
 	if a.cameras, err = openCameras(ctx, st, cfg.Cameras, cfg.Logger); err != nil {
 		a.quar.Close()
@@ -176,6 +183,11 @@ func Open(ctx context.Context, cfg Config) (*Agent, error) {
 	if err := a.startLive(ctx, key); err != nil {
 		a.Close()
 		return nil, err
+	}
+	if a.cfg.Health.Interval >= 0 {
+		hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		a.cancelHealth, a.healthDone = cancel, make(chan struct{})
+		go func() { defer close(a.healthDone); a.runHealth(hctx) }()
 	}
 	a.log.Info("edge agent started", "analyser", a.AnalyserAddr(), "protocol", st.Analyser.Protocol,
 		"transport", st.Analyser.Transport, "central", cfg.Enrollment.CentralURL, "config_hash", st.Hash)
@@ -228,6 +240,7 @@ func (a *Agent) startIntake(ctx context.Context, device *analyser.Profile) error
 // handle stores one analyser message; the analyser is acknowledged only
 // when it returns nil.
 func (a *Agent) handle(ctx context.Context, m analyser.Message) error {
+	a.note(m)
 	switch m.Kind {
 	case plume.RecordPass:
 		p, err := a.capture.Pass(ctx, m.Reading, m.Raw)
@@ -318,6 +331,10 @@ func (a *Agent) Spool() *spool.Spool { return a.spool }
 // central within FlushTimeout, then close the spool.
 func (a *Agent) Close() error {
 	a.closeOnce.Do(func() {
+		if a.cancelHealth != nil {
+			a.cancelHealth()
+			<-a.healthDone
+		}
 		a.stopLive()
 		if a.cancelIntake != nil {
 			a.cancelIntake()

@@ -34,11 +34,26 @@ type Capture struct {
 	// ClockOffset returns the edge clock's offset from the reference
 	// (central's Date headers), for the manifest. May be nil.
 	ClockOffset func() time.Duration
+	// Clock, when set, is used instead of ClockOffset: the offset and the
+	// reference it was measured against ("central", "ntp"; "" unknown).
+	Clock func() (time.Duration, string)
 	// Cameras, when set, attaches the cameras' plate and smoke verdict to
 	// each pass and adds their media to its evidence (camera.go).
 	Cameras Cameras
 
-	counts CaptureStats
+	counts   CaptureStats
+	profiles atomic.Pointer[plume.ProfileSet] // set by SetProfiles; nil: Profiles
+}
+
+// SetProfiles switches the limit profiles for the passes that follow (a
+// remote configuration applied while running).
+func (c *Capture) SetProfiles(ps plume.ProfileSet) { c.profiles.Store(&ps) }
+
+func (c *Capture) profileSet() plume.ProfileSet {
+	if p := c.profiles.Load(); p != nil {
+		return *p
+	}
+	return c.Profiles
 }
 
 // CaptureStats counts what Capture has handled since start.
@@ -58,7 +73,7 @@ func (c *Capture) Pass(ctx context.Context, r *plume.Reading, raw []byte) (*plum
 		return nil, err
 	}
 	now := c.Now()
-	profile := c.Profiles.For(r.Fuel)
+	profile := c.profileSet().For(r.Fuel)
 	pass := &plume.Pass{
 		ID:         plume.NewPassID(c.Station, r.Time, r.Lane),
 		Station:    c.Station,
@@ -100,7 +115,11 @@ func (c *Capture) evidence(ctx context.Context, pass *plume.Pass, raw []byte, no
 		return fmt.Errorf("spool analyser frame: %w", err)
 	}
 	var offset time.Duration
-	if c.ClockOffset != nil {
+	source := ""
+	switch {
+	case c.Clock != nil:
+		offset, source = c.Clock()
+	case c.ClockOffset != nil:
 		offset = c.ClockOffset()
 	}
 	m := &plume.Manifest{
@@ -109,6 +128,7 @@ func (c *Capture) evidence(ctx context.Context, pass *plume.Pass, raw []byte, no
 		Station:       c.Station,
 		CapturedAt:    now,
 		ClockOffsetMS: offset.Milliseconds(),
+		ClockSource:   source,
 		Software:      c.Software,
 		Pass:          *pass,
 		Media: []plume.MediaRef{{

@@ -26,6 +26,9 @@ type GeneratorConfig struct {
 	// Tamper, when set, falsifies the stream the way a cheating station
 	// would (tamper.go); the rules at central must catch it.
 	Tamper *Tamper
+	// FailAudits makes every calibration and standard-gas audit fail (an
+	// analyser drifted out of tolerance).
+	FailAudits bool
 }
 
 // Event is one record the analyser would send. Exactly one of Reading,
@@ -275,7 +278,7 @@ func (g *Generator) audit() Event {
 	}
 	g.audits++
 	errFrac := g.normal(0, 0.015)
-	if g.chance(0.05) {
+	if g.chance(0.05) || g.cfg.FailAudits {
 		errFrac = (0.08 + 0.04*g.rng.Float64()) * float64(1-2*g.rng.IntN(2)) // a drifting analyser
 	}
 	a := &plume.Audit{

@@ -103,6 +103,8 @@ type Uplink struct {
 	deadLettered, retries, failures                               atomic.Int64
 	offset                                                        atomic.Int64
 	offsetKnown                                                   atomic.Bool
+	rtt, measuredAt                                               atomic.Int64
+	precise                                                       atomic.Bool
 }
 
 // errTransient marks a round that should be retried later.
@@ -243,9 +245,10 @@ func retryAfter(v string, now time.Time) (time.Duration, bool) {
 }
 
 // ClockOffset returns the edge clock minus central's clock, estimated from
-// the Date header of the latest response, and whether one was seen. Date
-// has one-second resolution, so the estimate is good to about ±0.5 s plus
-// half the round trip.
+// the latest response, and whether one was seen. With central's Plume-Time
+// header (milliseconds) the estimate is good to half the round trip
+// (ClockRoundTrip); from the Date header alone (one-second resolution) to
+// about ±0.5 s more.
 func (u *Uplink) ClockOffset() (time.Duration, bool) {
 	return time.Duration(u.offset.Load()), u.offsetKnown.Load()
 }
@@ -263,13 +266,7 @@ func (t *clockTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		return resp, err
 	}
 	recv := t.u.now()
-	if d, perr := http.ParseTime(resp.Header.Get("Date")); perr == nil {
-		mid := sent.Add(recv.Sub(sent) / 2)
-		// Date is truncated to the second: central's time was, on average,
-		// half a second later.
-		t.u.offset.Store(int64(mid.Sub(d.Add(500 * time.Millisecond))))
-		t.u.offsetKnown.Store(true)
-	}
+	t.u.measure(resp.Header, sent, recv)
 	return resp, nil
 }
 

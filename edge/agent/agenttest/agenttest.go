@@ -44,8 +44,18 @@ func (w testWriter) Write(p []byte) (int, error) { w.tb.Log(string(p)); return l
 // with its data in dir, and closes it at cleanup.
 func StartCentral(tb testing.TB, dir, addr string) *server.Server {
 	tb.Helper()
+	return StartCentralWith(tb, dir, addr, nil)
+}
+
+// StartCentralWith is StartCentral with the configuration adjusted by
+// tune (may be nil) before central opens.
+func StartCentralWith(tb testing.TB, dir, addr string, tune func(*server.Config)) *server.Server {
+	tb.Helper()
 	cfg := server.NewConfig()
 	cfg.Addr, cfg.DataDir, cfg.Logger = addr, dir, Logger(tb).With("side", "central")
+	if tune != nil {
+		tune(&cfg)
+	}
 	var (
 		s   *server.Server
 		err error

@@ -1,0 +1,191 @@
+package web
+
+import (
+	"html/template"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/plume-emissions/plume"
+	"github.com/plume-emissions/plume/central"
+	"github.com/plume-emissions/plume/central/auth"
+	"github.com/plume-emissions/plume/central/integrity"
+	"github.com/plume-emissions/plume/central/ops"
+)
+
+// registerOps adds the station-operations pages: stations with their
+// health and history, alerts with their evidence, and backtests.
+func (h *Handler) registerOps() {
+	h.mux.HandleFunc("GET /stations", h.page(central.PermReadCases, h.stationsPage))
+	h.mux.HandleFunc("GET /stations/{id}", h.page(central.PermReadCases, h.stationPage))
+	h.mux.HandleFunc("POST /stations/{id}/config", h.page(central.PermAdmin, h.setConfig))
+	h.mux.HandleFunc("GET /alerts", h.page(central.PermReadCases, h.alertsPage))
+	h.mux.HandleFunc("GET /alerts/{id...}", h.page(central.PermReadCases, h.alertPage))
+	h.mux.HandleFunc("POST /alerts/{id...}", h.page(central.PermReview, h.alertAction))
+	h.mux.HandleFunc("GET /backtest", h.page(central.PermReadCases, h.backtestPage))
+}
+
+func (h *Handler) stationsPage(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	vs, err := h.cfg.Ops.Stations(r.Context(), p.Officer)
+	if err != nil {
+		h.fail(w, r, p, err)
+		return
+	}
+	h.render(w, http.StatusOK, "stations", struct {
+		view
+		Stations []ops.StationView
+		Interval time.Duration
+	}{h.base(p, "Stations", "stations", r), vs, h.cfg.Ops.HeartbeatInterval()})
+}
+
+func (h *Handler) stationPage(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	id := plume.StationID(r.PathValue("id"))
+	if err := id.Validate(); err != nil {
+		h.fail(w, r, p, plume.Errorf(plume.ENOTFOUND, "no station %q", id))
+		return
+	}
+	st, hist, err := h.cfg.Ops.StationHistory(r.Context(), p.Officer, id, 100)
+	if err != nil {
+		h.fail(w, r, p, err)
+		return
+	}
+	alerts, err := h.cfg.Ops.Alerts(r.Context(), p.Officer, central.AlertFilter{Station: id, Limit: 50})
+	if err != nil {
+		h.fail(w, r, p, err)
+		return
+	}
+	var latest *central.StationHealth
+	if len(hist) > 0 {
+		latest = hist[0]
+	}
+	dc, err := h.cfg.Ops.DesiredConfig(r.Context(), id)
+	if err != nil && plume.ErrorCode(err) != plume.ENOTFOUND {
+		h.fail(w, r, p, err)
+		return
+	}
+	h.render(w, http.StatusOK, "station", struct {
+		view
+		Station *central.Station
+		Latest  *central.StationHealth
+		History []*central.StationHealth
+		Alerts  []*central.Alert
+		Desired *central.DesiredConfig
+	}{h.base(p, string(id), "stations", r), st, latest, hist, alerts, dc})
+}
+
+func (h *Handler) setConfig(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	id := plume.StationID(r.PathValue("id"))
+	body := strings.ReplaceAll(r.PostFormValue("config"), "\r\n", "\n")
+	dc, err := h.cfg.Ops.SetDesiredConfig(r.Context(), p.Officer.Username, id, []byte(body))
+	if err != nil {
+		h.fail(w, r, p, err)
+		return
+	}
+	http.Redirect(w, r, "/stations/"+url.PathEscape(string(id))+"?flash="+url.QueryEscape("配置已下发 Configuration version "+strconv.Itoa(dc.Version)+" set; the station applies it at its next heartbeat"), http.StatusSeeOther)
+}
+
+func (h *Handler) alertsPage(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	q := r.URL.Query()
+	f := central.AlertFilter{Station: plume.StationID(q.Get("station")), Source: q.Get("source"), State: central.AlertState(q.Get("state")), Limit: 200}
+	as, err := h.cfg.Ops.Alerts(r.Context(), p.Officer, f)
+	if err != nil {
+		h.fail(w, r, p, err)
+		return
+	}
+	h.render(w, http.StatusOK, "alerts", struct {
+		view
+		F      central.AlertFilter
+		Alerts []*central.Alert
+		States []central.AlertState
+		Srcs   []string
+	}{h.base(p, "Alerts", "alerts", r), f, as,
+		[]central.AlertState{central.AlertOpen, central.AlertAcknowledged, central.AlertEscalated, central.AlertResolved},
+		[]string{central.AlertIntegrity, central.AlertHealth, central.AlertCloned, central.AlertConfig}})
+}
+
+func (h *Handler) alertPage(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	a, err := h.cfg.Ops.Alert(r.Context(), p.Officer, r.PathValue("id"))
+	if err != nil {
+		h.fail(w, r, p, err)
+		return
+	}
+	data := struct {
+		view
+		Alert     *central.Alert
+		Integrity *integrity.Alert
+		Chart     template.HTML
+		Cloned    *ops.ClonedDetail
+		Heartbeat *plume.Heartbeat
+		Passes    []*central.PassRow
+	}{view: h.base(p, a.Title, "alerts", r), Alert: a}
+	switch a.Source {
+	case central.AlertIntegrity:
+		if data.Integrity, err = ops.IntegrityDetail(a); err == nil {
+			// The chart is drawn by integrity.Chart.SVG, which escapes
+			// every text it writes and carries no scripts.
+			data.Chart = template.HTML(data.Integrity.SVG())
+		}
+	case central.AlertCloned:
+		data.Cloned, err = ops.ClonedEvidence(a)
+	}
+	if err != nil {
+		h.logger.Error("alert detail", "alert", a.ID, "err", err)
+	}
+	h.render(w, http.StatusOK, "alert", data)
+}
+
+func (h *Handler) alertAction(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	id := r.PathValue("id")
+	_, err := h.cfg.Ops.Act(r.Context(), p.Officer, auth.ClientIP(r), id, r.PostFormValue("action"), strings.TrimSpace(r.PostFormValue("comment")))
+	if err != nil {
+		h.fail(w, r, p, err)
+		return
+	}
+	http.Redirect(w, r, "/alerts/"+id+"?flash="+url.QueryEscape("已记录 Recorded: "+r.PostFormValue("action")), http.StatusSeeOther)
+}
+
+func (h *Handler) backtestPage(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	q := r.URL.Query()
+	data := struct {
+		view
+		Stations      []*central.Station
+		Rules         []integrity.Rule
+		Station, Rule string
+		From, To      string
+		Ran           bool
+		Alerts        []integrity.Alert
+		Charts        []template.HTML
+		Stats         []integrity.RuleStats
+	}{view: h.base(p, "Backtest", "alerts", r), Stations: h.visibleStations(r.Context(), p.Officer), Rules: h.cfg.Ops.Rules().Rules,
+		Station: q.Get("station"), Rule: q.Get("rule"), From: q.Get("from"), To: q.Get("to")}
+	if data.Station != "" {
+		id := plume.StationID(data.Station)
+		if id.Validate() != nil || !p.Officer.Sees(id) {
+			h.fail(w, r, p, plume.Errorf(plume.ENOTFOUND, "no station %q", data.Station))
+			return
+		}
+		from, to := parseDay(data.From, false), parseDay(data.To, true)
+		if to.IsZero() {
+			to = h.cfg.Now()
+		}
+		if from.IsZero() {
+			from = to.AddDate(0, 0, -8)
+		}
+		var rules []string
+		if data.Rule != "" {
+			rules = []string{data.Rule}
+		}
+		alerts, stats, err := h.cfg.Ops.Backtest(r.Context(), id, from, to, rules...)
+		if err != nil {
+			h.fail(w, r, p, err)
+			return
+		}
+		data.Ran, data.Alerts, data.Stats = true, alerts, stats
+		for i := range alerts {
+			data.Charts = append(data.Charts, template.HTML(alerts[i].SVG()))
+		}
+	}
+	h.render(w, http.StatusOK, "backtest", data)
+}
