@@ -4,6 +4,7 @@
 //	plume-central enroll -data DIR -station ID [-name N] [-pubkey BASE64] -central-url URL -out FILE
 //	plume-central verify [-central-key BASE64] PACKAGE.zip
 //	plume-central create-admin -data DIR -username U [-name N]   (password from PLUME_ADMIN_PASSWORD or stdin)
+//	plume-central migrate -data DIR [-to-dsn DSN]   (to $PLUME_STORE_DSN and $PLUME_BLOB_*)
 //
 // serve runs central until SIGINT or SIGTERM, then drains and exits. By
 // default it keeps everything in the data directory (bbolt and files).
@@ -58,6 +59,7 @@ const usage = `usage:
   plume-central enroll -data DIR -station ID [-name N] [-pubkey BASE64] -central-url URL -out FILE
   plume-central verify [-central-key BASE64] PACKAGE.zip
   plume-central create-admin -data DIR -username U [-name N]   (password: $PLUME_ADMIN_PASSWORD or first line of stdin)
+  plume-central migrate -data DIR [-to-dsn DSN]   (target: $PLUME_STORE_DSN and $PLUME_BLOB_*; central stopped)
 `
 
 // run runs one subcommand. serve returns when ctx ends.
@@ -75,6 +77,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runVerify(args[1:], stdout, stderr)
 	case "create-admin":
 		return runCreateAdmin(ctx, args[1:], os.Stdin, stdout, stderr)
+	case "migrate":
+		return runMigrate(ctx, args[1:], os.Getenv, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
