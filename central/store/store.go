@@ -76,6 +76,9 @@ type Options struct {
 	// LockTimeout is how long Open waits for another process to release the
 	// file before returning ErrLocked (default 1 s).
 	LockTimeout time.Duration
+	// NoSync skips fsync at commit: a crash may lose or corrupt the
+	// database. Only for seeding tests and benchmarks.
+	NoSync bool
 }
 
 // Store is the bbolt implementation of central.Store. It is safe for
@@ -142,6 +145,7 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	db.NoSync = opts.NoSync
 	return &Store{db: db}, nil
 }
 
