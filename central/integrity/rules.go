@@ -187,11 +187,18 @@ func (rs *RuleSet) compile() error {
 	}
 	rs.loc = time.UTC
 	if rs.Location != "" {
-		loc, err := time.LoadLocation(rs.Location)
-		if err != nil {
-			return bad("location %q: %v", rs.Location, err)
+		// A fixed offset ("+08:00") needs no tzdata, which a static
+		// central binary may lack; an IANA name is loaded as such.
+		if t, err := time.Parse("-07:00", rs.Location); err == nil {
+			_, off := t.Zone()
+			rs.loc = time.FixedZone("UTC"+rs.Location, off)
+		} else {
+			loc, err := time.LoadLocation(rs.Location)
+			if err != nil {
+				return bad("location %q: %v", rs.Location, err)
+			}
+			rs.loc = loc
 		}
-		rs.loc = loc
 	}
 	rs.compiledFor = map[string]detectorFactory{}
 	seen := map[string]bool{}

@@ -83,16 +83,18 @@ func (s *Service) Heartbeat(ctx context.Context, st *central.Station, hb *plume.
 	prev := s.latest(ctx, st.ID)
 	state, why := s.Judge(hb)
 	h := &central.StationHealth{Station: st.ID, State: state, Reasons: why, ReceivedAt: s.cfg.Now().UTC(), Heartbeat: *hb}
-	if err := s.cfg.Ops.PutHealth(ctx, h); err != nil {
-		return nil, err
-	}
 	prevState := central.HealthUnknown
 	var prevWhy []string
 	if prev != nil {
 		prevState, prevWhy = prev.State, prev.Reasons
 	}
+	// The alert is stored before the new state, so whoever sees the state
+	// also finds the alert that announced it.
 	if prevState != state || (state == central.HealthDegraded && !slices.Equal(prevWhy, why)) {
 		s.healthAlert(ctx, st.ID, prevState, state, why, h.ReceivedAt, hb)
+	}
+	if err := s.cfg.Ops.PutHealth(ctx, h); err != nil {
+		return nil, err
 	}
 	if hb.ConfigError != "" && hb.ConfigRejected != "" {
 		s.raise(ctx, &central.Alert{

@@ -263,6 +263,11 @@ func IntegrityDetail(a *central.Alert) (*integrity.Alert, error) {
 	return &ia, nil
 }
 
+// IntegrityDetailOf is IntegrityDetail, for callers holding the Service.
+func (s *Service) IntegrityDetailOf(a *central.Alert) (*integrity.Alert, error) {
+	return IntegrityDetail(a)
+}
+
 // Alert actions.
 const (
 	ActionAcknowledge = "acknowledge"

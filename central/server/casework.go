@@ -74,9 +74,8 @@ func (s *Server) openCasework(ctx context.Context, ln net.Listener) (*api.Handle
 	}
 	opsFlags, opsRecords, enforceable := s.opsHooks()
 	s.exports = export.NewWorker(export.Config{
-		Enforceable: enforceable,
 		Store: s.store, Blobs: s.blobs, Exporter: exporter, CallbackURL: strings.TrimRight(publicURL, "/") + "/api/v1/police/dispositions",
-		Logger: cfg.Logger, Now: cfg.Now, Poll: cfg.ExportPoll, Lease: cfg.JobLease,
+		Logger: cfg.Logger, Now: cfg.Now, Poll: cfg.ExportPoll, Lease: cfg.JobLease, Enforceable: enforceable,
 	})
 	s.auth = auth.New(auth.Config{Store: s.store, Logger: cfg.Logger, Now: cfg.Now, SecureCookies: cfg.SecureCookies})
 	s.review = review.New(review.Config{Store: s.store, SecondReview: cfg.SecondReview, Exporter: exporter.Name(), Logger: cfg.Logger, Now: cfg.Now,

@@ -2,8 +2,8 @@ package agent_test
 
 import (
 	"context"
-	"fmt"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -226,4 +226,44 @@ func TestStationFaults(t *testing.T) {
 			return blocked > 0, ""
 		})
 	})
+}
+
+// TestIntegrityAlertAtCentral injects a constant NO output (恒值) into a
+// simulated analyser behind a real edge agent: central's wired integrity
+// engine must raise the constant-value alert, with its chart and the
+// records that fired it, and an officer can escalate it (audited).
+func TestIntegrityAlertAtCentral(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	r := startOpsRig(t, nil, agent.HealthOptions{}, nil)
+	tamper := &sim.Tamper{Kind: sim.TamperConstant, Field: "no", Value: 320, From: time.Now().Add(-time.Hour), To: time.Now().Add(time.Hour)}
+	stop := playFor(t, r, sim.GeneratorConfig{Seed: 6, Tamper: tamper}, nil)
+	defer stop()
+	var got *central.Alert
+	agenttest.WaitFor(t, 30*time.Second, "a constant-value alert at central", func() (bool, string) {
+		for _, a := range alerts(t, r, central.AlertFilter{Source: central.AlertIntegrity}) {
+			if strings.HasPrefix(a.Rule, "constant-value@") {
+				got = a
+				return true, ""
+			}
+		}
+		return false, "no constant-value alert yet"
+	})
+	if got.Station != agenttest.Station || len(got.Records) < 10 || got.State != central.AlertOpen {
+		t.Fatalf("alert %+v", got)
+	}
+	ia, err := r.central.Ops().IntegrityDetailOf(got)
+	if err != nil || !strings.Contains(ia.SVG(), "<svg") {
+		t.Fatalf("alert has no chart: %v", err)
+	}
+	officer := &central.Officer{Username: "inspector", Role: central.RoleSupervisor}
+	a, err := r.central.Ops().Act(context.Background(), officer, "127.0.0.1", got.ID, "escalate", "constant NO over 10 vehicles")
+	if err != nil || a.State != central.AlertEscalated {
+		t.Fatalf("escalate: %v %+v", err, a)
+	}
+	evs, _, err := r.central.Store().Audit(context.Background(), central.AuditFilter{Target: got.ID})
+	if err != nil || len(evs) != 1 || evs[0].Action != "alert.escalate" {
+		t.Fatalf("audit log for the alert: %v %+v", err, evs)
+	}
 }
