@@ -226,11 +226,11 @@ func TestPinned(t *testing.T) {
 }
 
 // centralEnv are the environment variables central is configured by in
-// deploy/: the object store's, and the PostgreSQL store's DSN (read once
-// the follow-up store lands).
+// deploy/: the object store's, the PostgreSQL store's DSN and the shared
+// key file (central/cmd/plume-central backends.go).
 func centralEnvKnown(name string) bool {
 	_, ok := objectstore.Env[name]
-	return ok || name == "PLUME_STORE_DSN"
+	return ok || name == "PLUME_STORE_DSN" || name == "PLUME_CENTRAL_KEY_FILE"
 }
 
 func TestCompose(t *testing.T) {
