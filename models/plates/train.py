@@ -195,7 +195,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ckpt-every", type=int, default=100)
     ap.add_argument("--eval-every", type=int, default=1000)
-    ap.add_argument("--finetune-steps", type=int, default=400)
+    ap.add_argument("--finetune-steps", type=int, default=1500)
     ap.add_argument("--synth2", type=int, default=10000)
     ap.add_argument("--export-only", action="store_true")
     args = ap.parse_args()
