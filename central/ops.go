@@ -3,6 +3,7 @@ package central
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"time"
 
 	"github.com/plume-emissions/plume"
@@ -202,4 +203,21 @@ type OpsStore interface {
 	// DesiredConfig returns the station's current desired configuration,
 	// or ErrNotFound.
 	DesiredConfig(ctx context.Context, station plume.StationID) (*DesiredConfig, error)
+
+	// SetStationLocation places an enrolled station (WGS 84 degrees),
+	// for the cloned-plate speed check. ErrNotFound if it is not
+	// enrolled.
+	SetStationLocation(ctx context.Context, station plume.StationID, lat, lon float64) error
+}
+
+// ValidateLocation checks a station's WGS 84 coordinates; (0, 0) means
+// unknown and is refused, as is anything off the globe.
+func ValidateLocation(lat, lon float64) error {
+	switch {
+	case math.IsNaN(lat) || math.IsNaN(lon) || lat < -90 || lat > 90 || lon < -180 || lon > 180:
+		return plume.Errorf(plume.EINVALID, "coordinates %g, %g are not WGS 84 degrees (latitude −90…90, longitude −180…180)", lat, lon)
+	case lat == 0 && lon == 0:
+		return plume.Errorf(plume.EINVALID, "coordinates 0, 0 mean unknown; give the station's position")
+	}
+	return nil
 }

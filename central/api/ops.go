@@ -25,6 +25,7 @@ func (h *Handler) registerOps() {
 	h.mux.HandleFunc("GET /api/v1/stations/{station}/config", h.getConfig)
 	h.mux.HandleFunc("GET /api/v1/ops/stations", h.opsStations)
 	h.mux.HandleFunc("GET /api/v1/ops/stations/{id}/health", h.opsHistory)
+	h.mux.HandleFunc("PUT /api/v1/ops/stations/{id}/location", h.putLocation)
 	h.mux.HandleFunc("GET /api/v1/alerts", h.listAlerts)
 	h.mux.HandleFunc("GET /api/v1/alerts/{id...}", h.getAlert)
 	h.mux.HandleFunc("POST /api/v1/alert-actions/{action}/{id...}", h.alertAction)
@@ -197,4 +198,47 @@ func (h *Handler) alertAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.writeJSON(w, http.StatusOK, a)
+}
+
+// LocationRequest is the body of PUT /api/v1/ops/stations/{id}/location.
+type LocationRequest struct {
+	Latitude  float64 `json:"latitude"`
+	Longitude float64 `json:"longitude"`
+}
+
+// putLocation places a station (administrators; browser sessions send
+// X-CSRF-Token), for the cloned-plate speed check.
+func (h *Handler) putLocation(w http.ResponseWriter, r *http.Request) {
+	if h.cfg.Auth == nil {
+		h.writeError(w, r, plume.Errorf(plume.ENOTFOUND, "station administration is not enabled"))
+		return
+	}
+	p, err := h.cfg.Auth.Authenticate(r)
+	if err == nil {
+		err = auth.CheckCSRF(r, p)
+	}
+	if err == nil {
+		err = plume.StationID(r.PathValue("id")).Validate()
+	}
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	var req LocationRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxActionBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		var maxErr *http.MaxBytesError
+		if !errors.As(err, &maxErr) {
+			err = plume.Errorf(plume.EINVALID, "body: %v", err)
+		}
+		h.writeError(w, r, err)
+		return
+	}
+	st, err := h.cfg.Ops.SetLocation(r.Context(), p.Officer, auth.ClientIP(r), plume.StationID(r.PathValue("id")), req.Latitude, req.Longitude)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	h.writeJSON(w, http.StatusOK, st)
 }

@@ -47,3 +47,32 @@ func (s *Service) SetDesiredConfig(ctx context.Context, actor string, station pl
 	s.logger.Info("desired configuration set", "station", station, "version", dc.Version, "hash", dc.Hash, "by", actor, "at", now.Format(time.RFC3339))
 	return dc, nil
 }
+
+// SetLocation places an enrolled station (WGS 84 degrees) for an
+// administrator: the cloned-plate check needs both stations' coordinates to
+// judge a speed. The change is written to the audit log.
+func (s *Service) SetLocation(ctx context.Context, o *central.Officer, ip string, station plume.StationID, lat, lon float64) (*central.Station, error) {
+	if !o.Can(central.PermAdmin) {
+		return nil, plume.Errorf(plume.EFORBIDDEN, "your role (%s) may not place stations", o.Role)
+	}
+	if err := central.ValidateLocation(lat, lon); err != nil {
+		return nil, err
+	}
+	before, err := s.cfg.Store.Station(ctx, station)
+	if errors.Is(err, central.ErrNotFound) {
+		return nil, plume.Errorf(plume.ENOTFOUND, "no station %s", station)
+	} else if err != nil {
+		return nil, err
+	}
+	if err := s.cfg.Ops.SetStationLocation(ctx, station, lat, lon); err != nil {
+		return nil, err
+	}
+	now := s.cfg.Now().UTC()
+	if _, err := s.cfg.Store.AppendAudit(ctx, central.AuditEvent{Time: now, Actor: o.Username, Role: o.Role, IP: ip, Action: "station.location",
+		Target: string(station), Station: station,
+		Before: fmt.Sprintf("%g, %g", before.Latitude, before.Longitude), After: fmt.Sprintf("%g, %g", lat, lon)}); err != nil {
+		return nil, fmt.Errorf("audit location of %s: %w", station, err)
+	}
+	before.Latitude, before.Longitude = lat, lon
+	return before, nil
+}

@@ -299,7 +299,7 @@ func (s *Service) Act(ctx context.Context, o *central.Officer, ip, id, action, c
 	now := s.cfg.Now().UTC()
 	var before central.AlertState
 	a, err := s.cfg.Ops.UpdateAlert(ctx, id, func(a *central.Alert) error {
-		if !o.Sees(a.Station) {
+		if !sees(o, a) {
 			return central.ErrNotFound
 		}
 		if a.State == to || a.State == central.AlertEscalated {
@@ -338,10 +338,25 @@ func (s *Service) Alerts(ctx context.Context, o *central.Officer, f central.Aler
 // Alert returns one alert an officer may see.
 func (s *Service) Alert(ctx context.Context, o *central.Officer, id string) (*central.Alert, error) {
 	a, err := s.cfg.Ops.Alert(ctx, id)
-	if errors.Is(err, central.ErrNotFound) || (err == nil && !o.Sees(a.Station)) {
+	if errors.Is(err, central.ErrNotFound) || (err == nil && !sees(o, a)) {
 		return nil, plume.Errorf(plume.ENOTFOUND, "no alert %q", id)
 	}
 	return a, err
+}
+
+// sees reports whether an officer may see an alert: one of the stations
+// it concerns is in the officer's scope (a cloned-plate alert concerns
+// both stations, as AlertFilter.Match has it).
+func sees(o *central.Officer, a *central.Alert) bool {
+	if o.Sees(a.Station) {
+		return true
+	}
+	for _, s := range a.Stations {
+		if o.Sees(s) {
+			return true
+		}
+	}
+	return false
 }
 
 // OpenAlerts counts the open alerts an officer may see (the app's badge).

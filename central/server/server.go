@@ -320,14 +320,23 @@ func (s *Server) PublicKey() ed25519.PublicKey { return s.key.Public().(ed25519.
 // file content (with URL as central_url). With pub nil a key pair is
 // generated and the private key is in the enrollment; otherwise the edge
 // keeps its own key.
-func (s *Server) Enroll(ctx context.Context, station plume.StationID, name string, pub ed25519.PublicKey) (*plume.Enrollment, error) {
-	return enroll(ctx, s.store, s.key, s.URL(), station, name, pub, s.cfg.Now())
+func (s *Server) Enroll(ctx context.Context, station plume.StationID, name string, pub ed25519.PublicKey, opts ...EnrollOption) (*plume.Enrollment, error) {
+	return enroll(ctx, s.store, s.key, s.URL(), station, name, pub, s.cfg.Now(), opts...)
+}
+
+// EnrollOption sets more about a station at enrollment.
+type EnrollOption func(*central.Station)
+
+// AtLocation places the station at enrollment (WGS 84 degrees), so the
+// cloned-plate speed check can use it from its first pass.
+func AtLocation(lat, lon float64) EnrollOption {
+	return func(st *central.Station) { st.Latitude, st.Longitude = lat, lon }
 }
 
 // EnrollDataDir enrolls a station in a stopped central's data directory
 // (plume-central enroll). If a running central holds the database it fails
 // within a second with an error wrapping store.ErrLocked.
-func EnrollDataDir(ctx context.Context, dataDir, centralURL string, station plume.StationID, name string, pub ed25519.PublicKey, now time.Time) (*plume.Enrollment, error) {
+func EnrollDataDir(ctx context.Context, dataDir, centralURL string, station plume.StationID, name string, pub ed25519.PublicKey, now time.Time, opts ...EnrollOption) (*plume.Enrollment, error) {
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("enroll: %w", err)
 	}
@@ -340,18 +349,27 @@ func EnrollDataDir(ctx context.Context, dataDir, centralURL string, station plum
 	if err != nil {
 		return nil, err
 	}
-	return enroll(ctx, st, key, centralURL, station, name, pub, now)
+	return enroll(ctx, st, key, centralURL, station, name, pub, now, opts...)
 }
 
 // EnrollStore enrolls a station in st, signing with key (plume-central
 // enroll against a shared PostgreSQL store, while replicas run).
-func EnrollStore(ctx context.Context, st central.Store, key ed25519.PrivateKey, centralURL string, station plume.StationID, name string, pub ed25519.PublicKey, now time.Time) (*plume.Enrollment, error) {
-	return enroll(ctx, st, key, centralURL, station, name, pub, now)
+func EnrollStore(ctx context.Context, st central.Store, key ed25519.PrivateKey, centralURL string, station plume.StationID, name string, pub ed25519.PublicKey, now time.Time, opts ...EnrollOption) (*plume.Enrollment, error) {
+	return enroll(ctx, st, key, centralURL, station, name, pub, now, opts...)
 }
 
-func enroll(ctx context.Context, st central.Store, key ed25519.PrivateKey, centralURL string, station plume.StationID, name string, pub ed25519.PublicKey, now time.Time) (*plume.Enrollment, error) {
+func enroll(ctx context.Context, st central.Store, key ed25519.PrivateKey, centralURL string, station plume.StationID, name string, pub ed25519.PublicKey, now time.Time, opts ...EnrollOption) (*plume.Enrollment, error) {
 	if err := station.Validate(); err != nil {
 		return nil, err
+	}
+	rec := &central.Station{ID: station, Name: name, EnrolledAt: now.UTC()}
+	for _, o := range opts {
+		o(rec)
+	}
+	if rec.Located() {
+		if err := central.ValidateLocation(rec.Latitude, rec.Longitude); err != nil {
+			return nil, err
+		}
 	}
 	e := &plume.Enrollment{Station: station, Name: name, CentralURL: centralURL, CentralKey: plume.EncodeKey(key.Public().(ed25519.PublicKey))}
 	if pub == nil {
@@ -371,7 +389,8 @@ func enroll(ctx context.Context, st central.Store, key ed25519.PrivateKey, centr
 	if _, err := plume.DecodeEnrollment(buf); err != nil {
 		return nil, err
 	}
-	if err := st.PutStation(ctx, &central.Station{ID: station, Name: name, PublicKey: pub, EnrolledAt: now.UTC()}); err != nil {
+	rec.PublicKey = pub
+	if err := st.PutStation(ctx, rec); err != nil {
 		return nil, fmt.Errorf("enroll: %w", err)
 	}
 	return e, nil

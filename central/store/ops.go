@@ -328,3 +328,24 @@ func (s *Store) DesiredConfig(ctx context.Context, station plume.StationID) (*ce
 	}
 	return &c, nil
 }
+
+// SetStationLocation implements central.OpsStore.
+func (s *Store) SetStationLocation(ctx context.Context, id plume.StationID, lat, lon float64) error {
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketStations)
+		var st central.Station
+		ok, err := getJSON(b, []byte(id), &st)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("station %s: %w", id, central.ErrNotFound)
+		}
+		st.Latitude, st.Longitude = lat, lon
+		return putJSON(b, []byte(id), &st)
+	})
+	if err != nil {
+		return fmt.Errorf("set station location: %w", err)
+	}
+	return nil
+}

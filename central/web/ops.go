@@ -21,6 +21,7 @@ func (h *Handler) registerOps() {
 	h.mux.HandleFunc("GET /stations", h.page(central.PermReadCases, h.stationsPage))
 	h.mux.HandleFunc("GET /stations/{id}", h.page(central.PermReadCases, h.stationPage))
 	h.mux.HandleFunc("POST /stations/{id}/config", h.page(central.PermAdmin, h.setConfig))
+	h.mux.HandleFunc("POST /stations/{id}/location", h.page(central.PermAdmin, h.setLocation))
 	h.mux.HandleFunc("GET /alerts", h.page(central.PermReadCases, h.alertsPage))
 	h.mux.HandleFunc("GET /alerts/{id...}", h.page(central.PermReadCases, h.alertPage))
 	h.mux.HandleFunc("POST /alerts/{id...}", h.page(central.PermReview, h.alertAction))
@@ -84,6 +85,21 @@ func (h *Handler) setConfig(w http.ResponseWriter, r *http.Request, p *auth.Prin
 		return
 	}
 	http.Redirect(w, r, "/stations/"+url.PathEscape(string(id))+"?flash="+url.QueryEscape("配置已下发 Configuration version "+strconv.Itoa(dc.Version)+" set; the station applies it at its next heartbeat"), http.StatusSeeOther)
+}
+
+func (h *Handler) setLocation(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	id := plume.StationID(r.PathValue("id"))
+	lat, err1 := strconv.ParseFloat(strings.TrimSpace(r.PostFormValue("latitude")), 64)
+	lon, err2 := strconv.ParseFloat(strings.TrimSpace(r.PostFormValue("longitude")), 64)
+	if err1 != nil || err2 != nil {
+		h.fail(w, r, p, plume.Errorf(plume.EINVALID, "latitude and longitude must be decimal degrees, e.g. 22.543096 and 114.057865"))
+		return
+	}
+	if _, err := h.cfg.Ops.SetLocation(r.Context(), p.Officer, auth.ClientIP(r), id, lat, lon); err != nil {
+		h.fail(w, r, p, err)
+		return
+	}
+	http.Redirect(w, r, "/stations/"+url.PathEscape(string(id))+"?flash="+url.QueryEscape("位置已更新 Location set"), http.StatusSeeOther)
 }
 
 func (h *Handler) alertsPage(w http.ResponseWriter, r *http.Request, p *auth.Principal) {

@@ -89,6 +89,8 @@ var funcs = template.FuncMap{
 	},
 	"size": func(n int64) string {
 		switch {
+		case n >= 1<<30:
+			return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
 		case n >= 1<<20:
 			return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 		case n >= 1<<10:

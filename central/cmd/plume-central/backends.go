@@ -85,7 +85,7 @@ func loadKey(path string) (ed25519.PrivateKey, error) {
 // enrollShared enrolls a station in the PostgreSQL store named by
 // PLUME_STORE_DSN, signing with the shared key (PLUME_CENTRAL_KEY_FILE,
 // else DATA/central.key).
-func enrollShared(ctx context.Context, getenv func(string) string, data, centralURL string, station plume.StationID, name string, pub ed25519.PublicKey) (*plume.Enrollment, error) {
+func enrollShared(ctx context.Context, getenv func(string) string, data, centralURL string, station plume.StationID, name string, pub ed25519.PublicKey, opts ...server.EnrollOption) (*plume.Enrollment, error) {
 	var (
 		key ed25519.PrivateKey
 		err error
@@ -103,7 +103,7 @@ func enrollShared(ctx context.Context, getenv func(string) string, data, central
 		return nil, err
 	}
 	defer st.Close()
-	return server.EnrollStore(ctx, st, key, centralURL, station, name, pub, time.Now())
+	return server.EnrollStore(ctx, st, key, centralURL, station, name, pub, time.Now(), opts...)
 }
 
 // createAdminShared creates an administrator in the PostgreSQL store named

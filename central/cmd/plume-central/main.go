@@ -1,7 +1,7 @@
 // Command plume-central is Plume's central service.
 //
 //	plume-central serve  [-addr 127.0.0.1:8080] [-data ./central-data]
-//	plume-central enroll -data DIR -station ID [-name N] [-pubkey BASE64] -central-url URL -out FILE
+//	plume-central enroll -data DIR -station ID [-name N] [-pubkey BASE64] [-lat DEG -lon DEG] -central-url URL -out FILE
 //	plume-central verify [-central-key BASE64] PACKAGE.zip
 //	plume-central create-admin -data DIR -username U [-name N]   (password from PLUME_ADMIN_PASSWORD or stdin)
 //	plume-central migrate -data DIR [-to-dsn DSN]   (to $PLUME_STORE_DSN and $PLUME_BLOB_*)
@@ -56,7 +56,7 @@ func main() {
 
 const usage = `usage:
   plume-central serve  [-addr 127.0.0.1:8080] [-data ./central-data]
-  plume-central enroll -data DIR -station ID [-name N] [-pubkey BASE64] -central-url URL -out FILE
+  plume-central enroll -data DIR -station ID [-name N] [-pubkey BASE64] [-lat DEG -lon DEG] -central-url URL -out FILE
   plume-central verify [-central-key BASE64] PACKAGE.zip
   plume-central create-admin -data DIR -username U [-name N]   (password: $PLUME_ADMIN_PASSWORD or first line of stdin)
   plume-central migrate -data DIR [-to-dsn DSN]   (target: $PLUME_STORE_DSN and $PLUME_BLOB_*; central stopped)
@@ -179,11 +179,17 @@ func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	pubkey := fs.String("pubkey", "", "station's Ed25519 public key, base64 (default: generate a key pair)")
 	centralURL := fs.String("central-url", "", "the URL stations reach central at")
 	out := fs.String("out", "", "enrollment file to write")
+	lat := fs.Float64("lat", 0, "station latitude, WGS 84 degrees (for the cloned-plate speed check)")
+	lon := fs.Float64("lon", 0, "station longitude, WGS 84 degrees")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *station == "" || *centralURL == "" || *out == "" {
 		return errors.New("enroll: -station, -central-url and -out are required")
+	}
+	var opts []server.EnrollOption
+	if *lat != 0 || *lon != 0 {
+		opts = append(opts, server.AtLocation(*lat, *lon))
 	}
 	var pub ed25519.PublicKey
 	if *pubkey != "" {
@@ -197,9 +203,9 @@ func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var err error
 	if os.Getenv(EnvStoreDSN) != "" {
 		// Scale-out: enroll in the shared store while replicas run.
-		e, err = enrollShared(ctx, os.Getenv, *data, *centralURL, plume.StationID(*station), *name, pub)
+		e, err = enrollShared(ctx, os.Getenv, *data, *centralURL, plume.StationID(*station), *name, pub, opts...)
 	} else {
-		e, err = server.EnrollDataDir(ctx, *data, *centralURL, plume.StationID(*station), *name, pub, time.Now())
+		e, err = server.EnrollDataDir(ctx, *data, *centralURL, plume.StationID(*station), *name, pub, time.Now(), opts...)
 	}
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("enroll: the data directory %s is in use by a running central; stop it first", *data)

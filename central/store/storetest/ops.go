@@ -23,6 +23,7 @@ func RunOps(t *testing.T, newStore func(tb testing.TB) OpsStore) {
 	t.Run("Alerts", func(t *testing.T) { testAlerts(t, newStore(t)) })
 	t.Run("StationRecords", func(t *testing.T) { testStationRecords(t, newStore(t)) })
 	t.Run("DesiredConfig", func(t *testing.T) { testDesiredConfig(t, newStore(t)) })
+	t.Run("StationLocation", func(t *testing.T) { testStationLocation(t, newStore(t)) })
 }
 
 func testHealth(t *testing.T, s OpsStore) {
@@ -134,5 +135,22 @@ func testDesiredConfig(t *testing.T, s OpsStore) {
 	dc, err := s.DesiredConfig(ctx, "GD-SZ-0001")
 	if err != nil || dc.Version != 2 || string(dc.Body) != "cameras: []\n" {
 		t.Fatalf("DesiredConfig = %+v, %v", dc, err)
+	}
+}
+
+func testStationLocation(t *testing.T, s OpsStore) {
+	if err := s.SetStationLocation(ctx, "GD-SZ-0009", 22.5, 114); !errors.Is(err, central.ErrNotFound) {
+		t.Fatalf("SetStationLocation of a station never enrolled: %v, want ErrNotFound", err)
+	}
+	st := &central.Station{ID: "GD-SZ-0001", Name: "Shennan Rd", PublicKey: make([]byte, 32), EnrolledAt: fixture.Epoch}
+	if err := s.PutStation(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetStationLocation(ctx, "GD-SZ-0001", 22.543096, 114.057865); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Station(ctx, "GD-SZ-0001")
+	if err != nil || got.Latitude != 22.543096 || got.Longitude != 114.057865 || got.Name != "Shennan Rd" || len(got.PublicKey) != 32 {
+		t.Fatalf("Station after SetStationLocation = %+v, %v", got, err)
 	}
 }
