@@ -11,7 +11,8 @@
 # fonts-noto-cjk. Progress goes to stdout; the work directory
 # (~/.cache/plume-plates) holds the rendered set and ckpt.pt, so running the
 # command again after an interruption resumes where it stopped.
-# About 25-40 minutes on 2 CPU cores.
+# About 25 minutes on 2 idle CPU cores (stage 1 ~15, stage 2 ~6, rendering ~5);
+# it took about 55 on 2 cores shared with other builds.
 set -euo pipefail
 cd "$(dirname "$0")"
 exec nice -n 10 /usr/bin/python3 -u train.py "$@"
