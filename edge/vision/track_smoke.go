@@ -5,34 +5,60 @@ package vision
 // # Method
 //
 // Every frame is shrunk to TrackWorkWidth pixels wide and decoded to linear
-// luminance. A background model (a running mean, learning fast where the
-// frame matches it and slowly where something moves) absorbs everything
-// static: wet patches, stains, tree shadows. A global gain, the median
-// ratio of frame to background, follows changing light.
+// luminance. The background is seeded from the first WarmupFrames frames:
+// the per-pixel median of every other one, so vehicles already in view or
+// passing during the warm-up stay out of it; those frames are then tracked
+// against it, so early vehicles are tracked too. From then on a running
+// mean (learning fast where the frame matches it and slowly where
+// something moves) absorbs everything static: wet patches, stains, tree
+// shadows. A global gain, the median ratio of frame to background, follows
+// changing light.
 //
 // Vehicles are found by motion: pixels that differ from the background by
 // more than 20 % and carry an edge (vehicles have outlines, windows,
 // lights and plates; smoke has none). A closing joins them into one blob
-// per vehicle. Blobs are tracked by their nearest centre from frame to
-// frame, giving stable IDs; each track knows its lane (from the lane
-// boundaries) and when its rear crossed the trigger line.
+// per vehicle; a blob counts when its edges fill a fifth of its box or 40 %
+// of the box differs from the background (a plain dark body has edges only
+// on its outline). At night (most of the background below 2 % linear
+// luminance) only lights, plate and lit outline show: a wide closing joins
+// the two tail lights and the plate. Blobs are tracked by their nearest
+// centre from frame to frame, giving stable IDs; each track knows its lane
+// (from the lane boundaries) and when its rear crossed the trigger line.
 //
 // Smoke is sought behind each vehicle (below it in a rear view) in a box as
-// wide as the vehicle and as deep as 0.9 of its height: pixels darker than
-// the background by at least 12 %, achromatic, and outside the vehicle
-// blob. A frame shows a plume when they fill at least 6 % of the box, the
-// blob's edge is soft relative to its contrast (a hard-edged dark shape is
-// a shadow) and its darkness varies (a shadow is uniform). A track is
-// smoky when at least 35 % of its frames in view (and at least 6) show a
-// plume: appearance in one frame combined with persistence over time.
+// wide as the vehicle and as deep as 0.9 of its height, only while the
+// track is vehicle-sized (at least 0.45 of its lane wide, not flatter than
+// 0.3, not cut by the top of the frame: a fragment of a car would take the
+// rest of the car for a plume). Plume pixels are darker than the local
+// background by at least 12 %, achromatic, and outside the vehicle blob. A
+// frame shows a plume when they fill at least 6 % of the box and
 //
-// The grade is the Ringelmann grade of the plume's blackness against the
-// background model: the 99th percentile of 1 − Y/(gain·Ybg) over the plume
-// pixels (the dense part of the plume; the thin edges would understate
-// it), median over the frames that show it.
+//   - the blob's edge is soft relative to its contrast (a hard-edged dark
+//     shape is a shadow),
+//   - its darkness varies (spread P99 − P20 ≥ 0.08) and fewer than 75 % of
+//     its pixels lie within ±0.05 of its median blackness (a cast shadow
+//     darkens the road by one factor; a plume thins out from its core),
+//   - the box is not brightened (spray and wet tyre tracks are white mist
+//     and reflections, short-lived behind the wheels; soot only darkens).
 //
-// Night: where the background is darker than 1.5 % linear luminance, the
-// contrast is too low to judge smoke, and no plume is reported.
+// A track is smoky when it crossed the trigger line and at least 35 % of
+// its frames in view (and at least 6) show a plume: appearance in one frame
+// combined with persistence over time.
+//
+// # Ringelmann grade
+//
+// Black smoke in front of a background of luminance Yb transmits T of it,
+// so its opacity, the Ringelmann blackness, is 1 − Y/Yb in linear light.
+// Yb is the LOCAL background behind the plume: the background model at the
+// same pixels, times the global gain. In a frame the plume's blackness is
+// the 99th percentile of 1 − Y/(gain·Ybg) over its pixels (the dense core
+// near the exhaust, as an observer reads a Ringelmann chart against the
+// densest part; the thin edges would understate it); over the track it is
+// the 90th percentile of the frames that show a plume (the core is not in
+// view in every frame), and the grade is round(5·blackness), 0–5.
+//
+// Night: no plume is judged (the contrast of soot against an unlit road is
+// too low to grade); vehicles are still tracked.
 
 import (
 	"fmt"
@@ -89,15 +115,18 @@ type TrackerStats struct {
 // SmokeTracker tracks vehicles in one camera's frames and judges their
 // smoke. It is not safe for concurrent use: one goroutine per camera.
 type SmokeTracker struct {
-	cfg    TrackerConfig
-	w, h   int     // work size
-	scale  float64 // frame pixels per work pixel
-	fw, fh int
-	bg     []float32
-	frames int
-	next   int64
-	live   []*VehicleTrack
-	Stats  TrackerStats
+	cfg     TrackerConfig
+	w, h    int     // work size
+	scale   float64 // frame pixels per work pixel
+	fw, fh  int
+	bg      []float32
+	frames  int
+	next    int64
+	live    []*VehicleTrack
+	warm    []warmFrame // frames buffered to seed the background
+	night   bool        // isNight's answer at frame nightAt
+	nightAt int
+	Stats   TrackerStats
 }
 
 // NewSmokeTracker returns a tracker.
@@ -126,17 +155,71 @@ func (t *SmokeTracker) Process(frame gocv.Mat, at time.Time) ([]*VehicleTrack, e
 		t.Stats.BadFrames++
 		return nil, fmt.Errorf("track: %w", err)
 	}
-	if t.bg == nil || f.w != t.w || f.h != t.h || frame.Cols() != t.fw {
+	var ended []*VehicleTrack
+	if f.w != t.w || f.h != t.h || frame.Cols() != t.fw {
+		// A new size: start over, background first.
 		t.w, t.h, t.fw, t.fh, t.scale = f.w, f.h, frame.Cols(), frame.Rows(), f.scale
-		t.bg = slices.Clone(f.y)
-		t.frames = 0
-		var ended []*VehicleTrack
+		t.bg, t.warm, t.frames = nil, nil, 0
 		for _, tr := range t.live {
 			ended = append(ended, t.finish(tr))
 		}
 		t.live = nil
-		return ended, nil
 	}
+	if t.bg == nil {
+		f.bgr = nil // the tracker uses the planes only
+		t.warm = append(t.warm, warmFrame{f, at})
+		if len(t.warm) < WarmupFrames {
+			return ended, nil
+		}
+		return append(ended, t.seed()...), nil
+	}
+	return append(ended, t.step(f, at)...), nil
+}
+
+// WarmupFrames is how many frames the tracker buffers to seed its
+// background (1.6 s at 25 fps).
+const WarmupFrames = 40
+
+type warmFrame struct {
+	f  *workFrame
+	at time.Time
+}
+
+// seed sets the background to the per-pixel median of every other
+// buffered frame (vehicles that move through the warm-up cover a pixel
+// for less than half of it, so they do not enter the background), then
+// tracks the buffered frames against it, so vehicles in view from the
+// first frame are tracked too.
+func (t *SmokeTracker) seed() []*VehicleTrack {
+	if len(t.warm) == 0 {
+		return nil
+	}
+	n := t.w * t.h
+	t.bg = make([]float32, n)
+	var samples []*workFrame
+	for i := 0; i < len(t.warm); i += 2 {
+		samples = append(samples, t.warm[i].f)
+	}
+	col := make([]float32, len(samples))
+	for i := range n {
+		for k, f := range samples {
+			col[k] = f.y[i]
+		}
+		slices.Sort(col)
+		t.bg[i] = col[len(col)/2]
+	}
+	t.frames = len(t.warm)
+	warm := t.warm
+	t.warm = nil
+	var ended []*VehicleTrack
+	for _, w := range warm {
+		ended = append(ended, t.step(w.f, w.at)...)
+	}
+	return ended
+}
+
+// step tracks one frame against the background.
+func (t *SmokeTracker) step(f *workFrame, at time.Time) []*VehicleTrack {
 	t.frames++
 	n := f.w * f.h
 	// Global gain: median of frame/background.
@@ -175,38 +258,49 @@ func (t *SmokeTracker) Process(frame gocv.Mat, at time.Time) ([]*VehicleTrack, e
 			}
 		}
 	}
-	blobs, err := t.blobs(moving)
+	night := t.isNight()
+	blobs, err := t.blobs(moving, rel, night)
 	if err != nil {
-		return nil, err
+		t.Stats.BadFrames++
+		return nil
 	}
+
 	// Update the background: fast where it matches, slowly elsewhere.
 	for i := 0; i < n; i++ {
 		a := float32(0.05)
 		if rel[i] > 0.1 || rel[i] < -0.1 {
 			a = 0.003
 		}
-		if t.frames < 10 {
-			a = 0.3
-		}
 		t.bg[i] += a * (f.y[i]/gain - t.bg[i])
 	}
 	ended := t.associate(blobs, at)
 	for _, tr := range t.live {
-		if tr.lost == 0 {
+		if tr.lost == 0 && !night {
 			t.smoke(tr, f, rel, moving, at)
 		}
 	}
-	return ended, nil
+	return ended
 }
 
 // blobs returns vehicle-sized boxes of moving edges, in work pixels.
-func (t *SmokeTracker) blobs(moving []byte) ([]image.Rectangle, error) {
+//
+// A blob counts when it is at least minSide on each side and either its
+// moving edges fill a fifth of its box or, for vehicles with a plain body
+// (a dark car has edges only on its outline), at least 40 % of its box
+// differs from the background. At night only the lights, the plate and
+// the lit outline show: a wide closing joins a vehicle's two tail lights
+// and its plate, and a tenth of the box suffices.
+func (t *SmokeTracker) blobs(moving []byte, rel []float32, night bool) ([]image.Rectangle, error) {
 	m, err := gocv.NewMatFromBytes(t.h, t.w, gocv.MatTypeCV8U, moving)
 	if err != nil {
 		return nil, fmt.Errorf("track: %w", err)
 	}
 	defer m.Close()
-	k := gocv.GetStructuringElement(gocv.MorphRect, image.Pt(9, 9))
+	kp, minFill := image.Pt(9, 9), 5
+	if night {
+		kp, minFill = image.Pt(t.w/10|1, 9), 10
+	}
+	k := gocv.GetStructuringElement(gocv.MorphRect, kp)
 	defer k.Close()
 	closed := gocv.NewMat()
 	defer closed.Close()
@@ -222,12 +316,44 @@ func (t *SmokeTracker) blobs(moving []byte) ([]image.Rectangle, error) {
 		x, y := int(stats.GetIntAt(l, int(gocv.CC_STAT_LEFT))), int(stats.GetIntAt(l, int(gocv.CC_STAT_TOP)))
 		w, h := int(stats.GetIntAt(l, int(gocv.CC_STAT_WIDTH))), int(stats.GetIntAt(l, int(gocv.CC_STAT_HEIGHT)))
 		area := int(stats.GetIntAt(l, int(gocv.CC_STAT_AREA)))
-		if w < minSide || h < minSide || area < w*h/5 {
+		if w < minSide || h < minSide || (area < w*h/minFill && !changedFill(rel, t.w, image.Rect(x, y, x+w, y+h), 0.4)) {
 			continue
 		}
 		out = append(out, image.Rect(x, y, x+w, y+h))
 	}
 	return out, nil
+}
+
+// changedFill reports whether at least frac of r's pixels differ from the
+// background by more than 20 %.
+func changedFill(rel []float32, w int, r image.Rectangle, frac float64) bool {
+	n := 0
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			if v := rel[y*w+x]; v > 0.2 || v < -0.2 {
+				n++
+			}
+		}
+	}
+	return float64(n) >= frac*float64(r.Dx()*r.Dy())
+}
+
+// isNight reports whether the background is dark: median sRGB level of
+// the background below 40 (linear luminance 0.021).
+func (t *SmokeTracker) isNight() bool {
+	if t.nightAt == t.frames && t.frames > 0 {
+		return t.night
+	}
+	dark := 0
+	n := 0
+	for i := 0; i < len(t.bg); i += 13 {
+		n++
+		if t.bg[i] < 0.021 {
+			dark++
+		}
+	}
+	t.night, t.nightAt = dark*2 > n, t.frames
+	return t.night
 }
 
 // associate matches blobs to live tracks by nearest centre, starts new
@@ -300,12 +426,22 @@ func (t *SmokeTracker) toFrame(r image.Rectangle) image.Rectangle {
 // smoke looks for a plume behind the track in this frame.
 func (t *SmokeTracker) smoke(tr *VehicleTrack, f *workFrame, rel []float32, moving []byte, at time.Time) {
 	b := image.Rect(int(float64(tr.Box.Min.X)/t.scale), int(float64(tr.Box.Min.Y)/t.scale), int(float64(tr.Box.Max.X)/t.scale), int(float64(tr.Box.Max.Y)/t.scale))
+	// Only a vehicle-sized track is judged: a fragment of a vehicle (a
+	// dark car split by its windows or by spray) would see the rest of the
+	// car below it as a dark plume.
+	// Nor is a box cut by the frame's edge or flatter than a vehicle's
+	// rear (the upper part of a car, its rest taken for a plume).
+	if float64(tr.Box.Dx()) < 0.45*t.laneWidth(tr.Lane) || tr.Box.Min.Y <= 0 ||
+		float64(tr.Box.Dy()) < 0.3*float64(tr.Box.Dx()) {
+		return
+	}
 	roi := image.Rect(b.Min.X-b.Dx()/6, b.Max.Y+1, b.Max.X+b.Dx()/6, b.Max.Y+1+b.Dy()*9/10).Intersect(image.Rect(1, 1, f.w-1, f.h-1))
 	if roi.Dx() < 4 || roi.Dy() < 4 {
 		return
 	}
 	var black []float64
 	var edge, contrast float64
+	bright := 0 // achromatic pixels brighter than the background: spray
 	var nEdge int
 	var box image.Rectangle
 	dark := func(i int) bool {
@@ -314,6 +450,9 @@ func (t *SmokeTracker) smoke(tr *VehicleTrack, f *workFrame, rel []float32, movi
 	for y := roi.Min.Y; y < roi.Max.Y; y++ {
 		for x := roi.Min.X; x < roi.Max.X; x++ {
 			i := y*f.w + x
+			if rel[i] > 0.12 && moving[i] == 0 && f.sat[i] < 0.3 {
+				bright++
+			}
 			if t.bg[i] < 0.015 || !dark(i) {
 				continue
 			}
@@ -331,6 +470,12 @@ func (t *SmokeTracker) smoke(tr *VehicleTrack, f *workFrame, rel []float32, movi
 	if float64(len(black)) < 0.06*float64(roi.Dx()*roi.Dy()) {
 		return
 	}
+	// Water spray and wet tyre tracks brighten the road behind the wheels
+	// (white mist, sky reflections); soot only darkens. A box with much
+	// brightening is not judged in this frame.
+	if float64(bright) > 0.04*float64(roi.Dx()*roi.Dy()) {
+		return
+	}
 	slices.Sort(black)
 	p80 := black[len(black)*99/100] // the dense core (p95 understated it by a grade: the work frame blurs a thin core)
 	spread := p80 - black[len(black)/5]
@@ -345,7 +490,17 @@ func (t *SmokeTracker) smoke(tr *VehicleTrack, f *workFrame, rel []float32, movi
 	}
 	bgLevel /= float64(((roi.Dy() + 1) / 2) * ((roi.Dx() + 1) / 2))
 	soft := edge / float64(max(1, nEdge)) / max(4, bgLevel*meanB)
-	if soft > 0.22 || spread < 0.08 {
+	// A cast shadow darkens the road by one factor: most of its pixels sit
+	// near its median blackness. A plume thins out from its core.
+	med := black[len(black)/2]
+	near := 0
+	for _, v := range black {
+		if v > med-0.05 && v < med+0.05 {
+			near++
+		}
+	}
+	uniform := float64(near) / float64(len(black))
+	if soft > 0.22 || spread < 0.08 || uniform > shadowUniform {
 		return // hard-edged or uniform: a shadow, not a plume
 	}
 	tr.Plume++
@@ -355,16 +510,38 @@ func (t *SmokeTracker) smoke(tr *VehicleTrack, f *workFrame, rel []float32, movi
 	}
 }
 
+// shadowUniform is the share of a dark region's pixels within ±0.05 of
+// its median blackness above which it is taken for a cast shadow.
+var shadowUniform = 0.75
+
+// laneWidth is lane's width in full-frame pixels (the narrowest lane when
+// lane is 0 or unknown).
+func (t *SmokeTracker) laneWidth(lane int) float64 {
+	if lane >= 1 && lane < len(t.cfg.LaneX) {
+		return float64(t.cfg.LaneX[lane] - t.cfg.LaneX[lane-1])
+	}
+	w := math.MaxFloat64
+	for l := 1; l < len(t.cfg.LaneX); l++ {
+		w = min(w, float64(t.cfg.LaneX[l]-t.cfg.LaneX[l-1]))
+	}
+	if w == math.MaxFloat64 {
+		return 0
+	}
+	return w
+}
+
 // finish computes a track's verdict.
 func (t *SmokeTracker) finish(tr *VehicleTrack) *VehicleTrack {
 	if len(tr.blackness) > 0 {
 		bs := slices.Clone(tr.blackness)
 		slices.Sort(bs)
-		tr.Blackness = bs[len(bs)/2]
+		tr.Blackness = bs[len(bs)*9/10]
 		tr.Grade = Ringelmann(tr.Blackness)
 	}
 	frac := float64(tr.Plume) / float64(max(1, tr.Frames))
-	tr.Smoky = tr.Plume >= 6 && frac >= 0.35 && tr.Grade >= t.cfg.MinGrade
+	// Only a vehicle that crossed the trigger line can be matched to a
+	// pass, and only it is judged.
+	tr.Smoky = tr.Crossed && tr.Plume >= 6 && frac >= 0.35 && tr.Grade >= t.cfg.MinGrade
 	if tr.Smoky {
 		t.Stats.Smoky++
 		tr.Confidence = min(0.99, 0.5+frac/2)
@@ -376,7 +553,8 @@ func (t *SmokeTracker) finish(tr *VehicleTrack) *VehicleTrack {
 
 // Flush ends every live track (at the end of a clip).
 func (t *SmokeTracker) Flush() []*VehicleTrack {
-	var ended []*VehicleTrack
+	ended := t.seed() // a clip shorter than the warm-up
+
 	for _, tr := range t.live {
 		ended = append(ended, t.finish(tr))
 	}
