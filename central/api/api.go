@@ -37,14 +37,11 @@ type Config struct {
 	AllowedSkew time.Duration
 
 	// Auth authenticates officers for the read API and review actions
-	// (session cookie or bearer token). Nil leaves the read API open and
-	// refuses review actions; the server always sets it.
+	// (session cookie or bearer token): every read needs one, whatever
+	// the address and however many officers exist. Nil (handler unit
+	// tests of ingest only) reads as an all-stations auditor and refuses
+	// review actions; the server always sets it.
 	Auth *auth.Manager
-	// AnonymousReads, when set and true, lets requests without a session
-	// read as an all-stations auditor. The server answers true only while
-	// no officer account exists and it listens on loopback (first run and
-	// the demo); see server.Config.
-	AnonymousReads func() bool
 	// Review changes cases for officers and takes police dispositions.
 	Review *review.Service
 	// PoliceSecret authenticates the police disposition callback
@@ -491,7 +488,8 @@ func (h *Handler) lookupCase(r *http.Request) (*central.Case, error) {
 	return c, err
 }
 
-// allStations is the reader of an API without officer authentication.
+// allStations is the reader of an API configured without officer
+// authentication (Config.Auth nil; never the server's).
 var allStations = &central.Officer{Username: "anonymous", Role: central.RoleAuditor}
 
 // reader returns the officer a read request acts as: the session's or
@@ -501,9 +499,6 @@ func (h *Handler) reader(r *http.Request) (*central.Officer, error) {
 		return allStations, nil
 	}
 	p, err := h.cfg.Auth.Authenticate(r)
-	if errors.Is(err, auth.ErrNoSession) && h.cfg.AnonymousReads != nil && h.cfg.AnonymousReads() {
-		return allStations, nil
-	}
 	if err != nil {
 		return nil, err
 	}

@@ -34,8 +34,8 @@
 // administrator issued. An officer limited to some stations sees only
 // their cases, passes and packages (central.Officer.Sees, the one place
 // scoping is decided); another station's case answers 404, exactly like a
-// missing one. Only while no officer account exists and central listens on
-// loopback (first run, the demo) are reads open.
+// missing one. No read is anonymous: not on loopback, not before the first
+// officer exists (tools such as the demo sign in with a token).
 //
 //	POST /api/v1/cases/{id}/{approve|reject|plate|confirm|return|retry-export}
 //	     JSON {"comment", "reason", "plate", "colour"}; browser sessions send X-CSRF-Token

@@ -85,20 +85,12 @@ func (s *Server) openCasework(ctx context.Context, ln net.Listener) (*api.Handle
 		MinSmokeGrade: cfg.MinSmokeGrade, OnCase: func(plume.CaseID) { s.packer.Wake() }, Profiles: profiles,
 		Flags: opsFlags, OnRecords: opsRecords,
 	})
-	loopback := isLoopback(ln.Addr())
+	// Every read needs an officer's session or bearer token, on loopback
+	// and before the first officer exists too (IssueToken for tools).
 	handler := api.New(api.Config{
 		Store: s.store, Blobs: s.blobs, Ingest: svc, Metrics: s.metrics,
 		Logger: cfg.Logger, Now: cfg.Now, AllowedSkew: cfg.AllowedSkew,
 		Auth: s.auth, Review: s.review, PoliceSecret: cfg.PoliceSecret, Ops: s.ops,
-		// Reads are open only on loopback before the first officer exists
-		// (first run, the demo's station side); see api.Config.
-		AnonymousReads: func() bool {
-			if !loopback {
-				return false
-			}
-			os, err := s.store.Officers(context.Background())
-			return err == nil && len(os) == 0
-		},
 	})
 	wh, err := web.New(web.Config{Store: s.store, Blobs: s.blobs, Auth: s.auth, Review: s.review, Profiles: profiles, Logger: cfg.Logger, Now: cfg.Now, Ops: s.ops})
 	if err != nil {
@@ -121,15 +113,25 @@ func withWeb(web, next http.Handler) http.Handler {
 	return mux
 }
 
-func isLoopback(a net.Addr) bool {
-	t, ok := a.(*net.TCPAddr)
-	return ok && t.IP.IsLoopback()
-}
-
 // CreateOfficer adds an officer while central runs (created by the
 // system, e.g. the demo's first administrator).
 func (s *Server) CreateOfficer(ctx context.Context, o *central.Officer, password string) error {
 	return auth.CreateOfficer(ctx, s.store, o, password, "", "", s.cfg.Now())
+}
+
+// IssueToken issues an API bearer token to the existing officer username,
+// as that officer (for the demo and test harnesses, which read central's
+// API signed in like any other client). The issue is audited.
+func (s *Server) IssueToken(ctx context.Context, username, label string) (string, error) {
+	o, err := s.store.Officer(ctx, username)
+	if err != nil {
+		return "", fmt.Errorf("issue token for %s: %w", username, err)
+	}
+	tok, err := s.auth.IssueToken(ctx, o, label, "", o)
+	if err != nil {
+		return "", fmt.Errorf("issue token for %s: %w", username, err)
+	}
+	return tok, nil
 }
 
 // Store returns central's store (for tests and the demo).

@@ -61,15 +61,44 @@ func enrollClient(tb testing.TB, s *server.Server, station plume.StationID) *fix
 	return &fixture.Client{BaseURL: e.CentralURL, Station: e.Station, Key: key}
 }
 
-func getJSON(tb testing.TB, url string, v any) int {
+// readToken returns an API bearer token of an auditor of s, creating the
+// auditor the first time: central serves no anonymous reads.
+func readToken(tb testing.TB, s *server.Server) string {
 	tb.Helper()
-	resp, err := http.Get(url)
+	ctx := context.Background()
+	err := s.CreateOfficer(ctx, &central.Officer{Username: "reader", Name: "Test reader", Role: central.RoleAuditor}, "reader-password-1")
+	if err != nil && plume.ErrorCode(err) != plume.ECONFLICT {
+		tb.Fatal(err)
+	}
+	tok, err := s.IssueToken(ctx, "reader", "server tests")
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return tok
+}
+
+// signedGet GETs path at s with an auditor's bearer token.
+func signedGet(tb testing.TB, s *server.Server, path string) *http.Response {
+	tb.Helper()
+	req, err := http.NewRequest(http.MethodGet, s.URL()+path, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+readToken(tb, s))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return resp
+}
+
+// getJSON GETs path at s signed in and decodes the JSON answer into v.
+func getJSON(tb testing.TB, s *server.Server, path string, v any) int {
+	tb.Helper()
+	resp := signedGet(tb, s, path)
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		tb.Fatalf("GET %s: %v", url, err)
+		tb.Fatalf("GET %s: %v", path, err)
 	}
 	return resp.StatusCode
 }
@@ -115,7 +144,7 @@ func TestIngestToVerifiedPackage(t *testing.T) {
 		Custody    []central.CustodyEntry `json:"custody"`
 		PackageURL string                 `json:"package_url"`
 	}
-	if st := getJSON(t, s.URL()+"/api/v1/cases/"+string(out.Case), &view); st != http.StatusOK {
+	if st := getJSON(t, s, "/api/v1/cases/"+string(out.Case), &view); st != http.StatusOK {
 		t.Fatalf("case: %d", st)
 	}
 	if view.PackageSHA256 == "" || view.PackageURL == "" || !strings.HasPrefix(view.Number, "PLM-") {
@@ -125,10 +154,7 @@ func TestIngestToVerifiedPackage(t *testing.T) {
 		t.Fatalf("custody %+v", view.Custody)
 	}
 
-	pkgResp, err := http.Get(s.URL() + view.PackageURL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pkgResp := signedGet(t, s, view.PackageURL)
 	pkg, _ := io.ReadAll(pkgResp.Body)
 	pkgResp.Body.Close()
 	if pkgResp.StatusCode != http.StatusOK || pkgResp.Header.Get("Content-Type") != "application/zip" ||
@@ -201,12 +227,9 @@ func TestRestartResumesPendingBuilds(t *testing.T) {
 	var list struct {
 		Cases []central.Case `json:"cases"`
 	}
-	getJSON(t, s.URL()+"/api/v1/cases", &list)
+	getJSON(t, s, "/api/v1/cases", &list)
 	for _, c := range list.Cases {
-		resp, err := http.Get(s.URL() + "/api/v1/cases/" + string(c.ID) + "/package")
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := signedGet(t, s, "/api/v1/cases/"+string(c.ID)+"/package")
 		pkg, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if _, err := evidence.Verify(bytes.NewReader(pkg), int64(len(pkg)), evidence.VerifyOptions{CentralKey: s.PublicKey()}); err != nil {
@@ -224,7 +247,7 @@ func TestPackageNotFoundUntilBuilt(t *testing.T) {
 	var e struct {
 		Error struct{ Code string }
 	}
-	if st := getJSON(t, s.URL()+"/api/v1/cases/"+out.Case+"/package", &e); st != http.StatusNotFound || e.Error.Code != plume.ENOTFOUND {
+	if st := getJSON(t, s, "/api/v1/cases/"+out.Case+"/package", &e); st != http.StatusNotFound || e.Error.Code != plume.ENOTFOUND {
 		t.Fatalf("package before build: %d %+v", st, e)
 	}
 }
@@ -272,10 +295,41 @@ func TestEnrollDataDirWithOwnKey(t *testing.T) {
 	}
 	s := mustOpen(t, dir)
 	var st central.Station
-	if code := getJSON(t, s.URL()+"/api/v1/stations/GD-SZ-0009", &st); code != http.StatusOK || !st.PublicKey.Equal(pub) || st.Name != "north gantry" {
+	if code := getJSON(t, s, "/api/v1/stations/GD-SZ-0009", &st); code != http.StatusOK || !st.PublicKey.Equal(pub) || st.Name != "north gantry" {
 		t.Fatalf("station %d %+v", code, st)
 	}
 	if ck, _ := e.CentralPublicKey(); !ck.Equal(s.PublicKey()) {
 		t.Fatal("enrollment's central key is not the key the server uses")
 	}
+}
+
+// Every read of the API needs a session or token: on loopback, before any
+// officer exists, as well as after.
+func TestAnonymousReadsRefused(t *testing.T) {
+	s := mustOpen(t, t.TempDir())
+	enrollClient(t, s, "GD-SZ-0001")
+	paths := []string{"/api/v1/cases", "/api/v1/passes", "/api/v1/stations", "/api/v1/stations/GD-SZ-0001", "/api/v1/cases/C00000000001", "/api/v1/cases/C00000000001/package"}
+	check := func(when string) {
+		t.Helper()
+		for _, p := range paths {
+			resp, err := http.Get(s.URL() + p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(b), plume.EUNAUTHORIZED) {
+				t.Errorf("%s: anonymous GET %s: %d %s, want 401 %s", when, p, resp.StatusCode, b, plume.EUNAUTHORIZED)
+			}
+		}
+	}
+	if officers, err := s.Store().Officers(context.Background()); err != nil || len(officers) != 0 {
+		t.Fatalf("officers before the check: %v %v", officers, err)
+	}
+	check("no officers, loopback")
+	// A bearer token opens the same reads.
+	if resp := signedGet(t, s, "/api/v1/cases"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("signed read: %d", resp.StatusCode)
+	}
+	check("with an officer")
 }

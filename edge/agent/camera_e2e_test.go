@@ -215,5 +215,8 @@ func startSmokeCentral(tb testing.TB, dir string) *server.Server {
 		tb.Fatalf("start central: %v", err)
 	}
 	tb.Cleanup(func() { s.Close() })
+	if _, err := agenttest.SignIn(context.Background(), s); err != nil {
+		tb.Fatal(err)
+	}
 	return s
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -59,12 +57,10 @@ func startOpsRig(t *testing.T, now func() time.Time, h agent.HealthOptions, tune
 // stationState reads the station's state at central through the JSON API.
 func stationState(t *testing.T, base string) (central.HealthState, string) {
 	t.Helper()
-	resp, err := http.Get(base + "/api/v1/ops/stations")
+	b, err := agenttest.Get(context.Background(), base+"/api/v1/ops/stations")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
 	var v struct {
 		Stations []struct {
 			State  central.HealthState    `json:"state"`

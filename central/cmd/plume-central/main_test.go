@@ -6,6 +6,8 @@ import (
 	"crypto/ed25519"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -103,7 +105,13 @@ func TestCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The API serves no anonymous reads: an administrator signs in.
+	t.Setenv("PLUME_ADMIN_PASSWORD", "admin-password-1")
+	if err := run(context.Background(), []string{"create-admin", "-data", dir, "-username", "admin"}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
 	url, _ = serve(t, dir)
+	officer := signIn(t, url, "admin", "admin-password-1")
 	c := &fixture.Client{BaseURL: url, Station: e.Station, Key: key}
 	ev := fixture.NewEvidence(t, key, e.Station, time.Now(), 1, true, 2)
 	r, err := c.PutEvidence(ev)
@@ -116,7 +124,7 @@ func TestCommands(t *testing.T) {
 	// Wait for the package, then download it.
 	var pkg []byte
 	for deadline := time.Now().Add(20 * time.Second); ; {
-		resp, err := http.Get(url + "/api/v1/cases/" + created.Case + "/package")
+		resp, err := officer.Get(url + "/api/v1/cases/" + created.Case + "/package")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -179,4 +187,24 @@ func TestUsage(t *testing.T) {
 	if err := run(context.Background(), []string{"enroll", "-data", t.TempDir()}, &out, &errOut); err == nil || !strings.Contains(err.Error(), "required") {
 		t.Fatalf("enroll without flags: %v", err)
 	}
+}
+
+// signIn signs in at central's /login and returns a client carrying the
+// session cookie.
+func signIn(tb testing.TB, baseURL, user, password string) *http.Client {
+	tb.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.PostForm(baseURL+"/login", url.Values{"username": {user}, "password": {password}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		tb.Fatalf("sign in as %s: %d", user, resp.StatusCode)
+	}
+	return c
 }

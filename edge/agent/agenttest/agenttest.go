@@ -5,6 +5,7 @@ package agenttest
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,7 +73,35 @@ func StartCentralWith(tb testing.TB, dir, addr string, tune func(*server.Config)
 		tb.Fatalf("start central: %v", err)
 	}
 	tb.Cleanup(func() { s.Close() })
+	if _, err := SignIn(context.Background(), s); err != nil {
+		tb.Fatal(err)
+	}
 	return s
+}
+
+// Reader is the officer account the helpers read central's API as: an
+// auditor, who sees every station and may change nothing.
+const Reader = "agenttest"
+
+// tokens holds the bearer token SignIn issued for each central, by URL, so
+// that Passes, Cases and DownloadPackage send it.
+var tokens sync.Map // base URL → token
+
+// SignIn makes sure central c has the Reader officer, issues it an API
+// bearer token, and remembers the token for c's URL: every later read
+// through this package sends it. StartCentral signs in by itself; call
+// SignIn for a central opened some other way. It returns the token.
+func SignIn(ctx context.Context, c *server.Server) (string, error) {
+	err := c.CreateOfficer(ctx, &central.Officer{Username: Reader, Name: "Test harness (read only)", Role: central.RoleAuditor}, "pw-"+rand.Text())
+	if err != nil && plume.ErrorCode(err) != plume.ECONFLICT {
+		return "", fmt.Errorf("sign in at %s: %w", c.URL(), err)
+	}
+	tok, err := c.IssueToken(ctx, Reader, "agenttest reads")
+	if err != nil {
+		return "", fmt.Errorf("sign in at %s: %w", c.URL(), err)
+	}
+	tokens.Store(c.URL(), tok)
+	return tok, nil
 }
 
 // Enroll enrols Station at c and writes the enrollment file into dataDir,
@@ -179,11 +209,22 @@ func pages(ctx context.Context, u string, each func([]byte) (string, error)) err
 	}
 }
 
+// Get reads u, a URL of a central SignIn signed in at, with the token, and
+// returns the body of a 200 answer.
+func Get(ctx context.Context, u string) ([]byte, error) { return get(ctx, u) }
+
+// get reads u signed in: with the token SignIn issued for the central
+// whose URL prefixes u.
 func get(ctx context.Context, u string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
 	}
+	tok, ok := tokens.Load(req.URL.Scheme + "://" + req.URL.Host)
+	if !ok {
+		return nil, fmt.Errorf("GET %s: not signed in at %s (call agenttest.SignIn)", u, req.URL.Host)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok.(string))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err

@@ -248,7 +248,11 @@ wait:
 	progress()
 	out.blank()
 
-	// 6. Download every package and verify it offline, pinned to central's key.
+	// 6. Download every package and verify it offline, pinned to central's
+	// key, signed in: central's API serves no anonymous reads.
+	if _, err := agenttest.SignIn(ctx, c); err != nil {
+		return err
+	}
 	cases, err := agenttest.Cases(ctx, c.URL())
 	if err != nil {
 		return err
@@ -270,8 +274,7 @@ wait:
 	out.say("Done in %s: %d passes screened at %s; %d violation candidates, %d readings invalid (weak plume, VSP, weather, device), %d malformed frames quarantined.",
 		time.Since(out.start).Round(100*time.Millisecond), len(ps.AckedPasses), st.Station.Station, as.Violations, as.Invalid, as.Analyser.MalformedTotal())
 	out.say("Central holds %d passes and %d cases; %d evidence packages built, downloaded and verified offline.", int64(cs.Records)-as.Status-as.Audits, cs.Cases, len(paths))
-	// The officers' web app: a first administrator (the API's reads close
-	// to anonymous callers once an officer exists).
+	// The officers' web app: a first administrator.
 	adminPass := "demo-" + rand.Text()[:12] // random each run; never derived from anything public
 	if err := c.CreateOfficer(ctx, &central.Officer{Username: "admin", Name: "Demo administrator", Role: central.RoleAdmin}, adminPass); err != nil {
 		return fmt.Errorf("create the demo administrator: %w", err)
