@@ -245,7 +245,8 @@ func (s *Scene) vehicles(frames int) {
 		v := SceneVehicle{ID: k + 1, Lane: 1 + k%2, Colour: c.name, Dark: c.dark,
 			W: w * (17 + s.rng.Intn(5)) / 100, H: h * (22 + s.rng.Intn(10)) / 100}
 		v.Speed = float64(h) / (s.spec.FPS * (2.2 + s.rng.Float64()))
-		v.Plate = fmt.Sprintf("%c%c%05d", 'A'+rune(s.rng.Intn(8)), plateLetters[s.rng.Intn(len(plateLetters))], s.rng.Intn(100000))
+		// GA 36: province, city letter, five serial characters.
+		v.Plate = fmt.Sprintf("%c%c%c%04d", provinceOf(s.spec.Seed, v.ID), 'A'+rune(s.rng.Intn(8)), plateLetters[s.rng.Intn(len(plateLetters))], s.rng.Intn(100000)%10000)
 		switch s.spec.Case {
 		case SceneSmoky:
 			v.Smoky = k%2 == 0
@@ -384,8 +385,8 @@ func (s *Scene) Next() (gocv.Mat, bool, error) {
 	}
 	out := m.Clone()
 	m.Close()
-	// Plates are drawn last, with OpenCV's text (ASCII only: Hershey fonts
-	// have no Chinese; the province is left out).
+	// Plates are drawn last: the province from the glyph atlas, the rest
+	// with OpenCV's Hershey text.
 	for _, v := range s.Truth.Vehicles {
 		if _, ok := s.vehicleRect(v, f); !ok {
 			continue
@@ -398,11 +399,19 @@ func (s *Scene) Next() (gocv.Mat, bool, error) {
 		}
 		blue := color.RGBA{R: byte(30 * gain), G: byte(60 * gain), B: byte(200 * gain), A: 255}
 		gocv.Rectangle(&out, pr, blue, -1)
+		// The province glyph (from the atlas, see scene_plate.go) in the
+		// first seventh, the rest in Hershey text.
+		rs := []rune(v.Plate)
+		rest := string(rs[1:])
+		ink := float64(240 * gain)
+		gw := pw / 7
+		drawProvince(&out, image.Rect(pr.Min.X+pw/30, pr.Min.Y+ph/10, pr.Min.X+pw/30+gw, pr.Max.Y-ph/10), rs[0], [3]float64{ink, ink, ink})
+		tw := pw - gw - pw/15
 		scale := float64(ph) / 30
-		if sz := gocv.GetTextSize(v.Plate, gocv.FontHersheySimplex, scale, max(1, int(scale*2))); sz.X > pw*9/10 {
-			scale *= float64(pw*9/10) / float64(sz.X) // fit the text inside the plate
+		if sz := gocv.GetTextSize(rest, gocv.FontHersheySimplex, scale, max(1, int(scale*2))); sz.X > tw*9/10 {
+			scale *= float64(tw*9/10) / float64(sz.X) // fit the text inside the plate
 		}
-		gocv.PutText(&out, v.Plate, image.Pt(pr.Min.X+pw/20, pr.Max.Y-ph/5), gocv.FontHersheySimplex, scale, color.RGBA{R: byte(240 * gain), G: byte(240 * gain), B: byte(240 * gain), A: 255}, max(1, int(scale*2)))
+		gocv.PutText(&out, rest, image.Pt(pr.Min.X+pw/30+gw+pw/30, pr.Max.Y-ph/5), gocv.FontHersheySimplex, scale, color.RGBA{R: byte(ink), G: byte(ink), B: byte(ink), A: 255}, max(1, int(scale*2)))
 	}
 	if s.spec.Case == SceneNight {
 		// Headlights of oncoming traffic flare the far left.
