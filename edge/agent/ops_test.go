@@ -23,6 +23,7 @@ import (
 type opsRig struct {
 	central *server.Server
 	agent   *agent.Agent
+	cfg     agent.Config // the agent's configuration, to restart it
 }
 
 func startOpsRig(t *testing.T, now func() time.Time, h agent.HealthOptions, tune func(*config.Loaded)) *opsRig {
@@ -42,16 +43,32 @@ func startOpsRig(t *testing.T, now func() time.Time, h agent.HealthOptions, tune
 	if h.NTP == nil {
 		h.NTP = func(context.Context) (clock.Tracking, error) { return clock.Tracking{}, clock.ErrNoChrony }
 	}
-	a, err := agent.Open(context.Background(), agent.Config{
+	cfg := agent.Config{
 		Station: st, Enrollment: enr, Logger: agenttest.Logger(t).With("side", "edge"), Now: now,
 		AnalyserAddr: "127.0.0.1:0", MetricsAddr: "-", FlushTimeout: 5 * time.Second,
 		UplinkPoll: 100 * time.Millisecond, UplinkBackoffMax: 500 * time.Millisecond, Health: h,
-	})
+	}
+	a, err := agent.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
-	return &opsRig{central: c, agent: a}
+	return &opsRig{central: c, agent: a, cfg: cfg}
+}
+
+// agentDataDir is where the rig's agent keeps its spool and configuration.
+func (r *opsRig) agentDataDir(t *testing.T) string { return r.cfg.Station.DataDir }
+
+// restartAgent opens a new agent on the closed one's data directory.
+func restartAgent(t *testing.T, r *opsRig) *agent.Agent {
+	t.Helper()
+	a, err := agent.Open(context.Background(), r.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	r.agent = a
+	return a
 }
 
 // stationState reads the station's state at central through the JSON API.
