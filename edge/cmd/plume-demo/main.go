@@ -126,7 +126,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	st.DataDir = edgeDir
 	st.Analyser.Protocol = o.Protocol
-	enr, err := c.Enroll(ctx, st.Station.Station, st.Name, nil)
+	// The station file's coordinates reach central, for the cloned-plate speed check.
+	enr, err := c.Enroll(ctx, st.Station.Station, st.Name, nil, server.AtLocation(st.Station.Latitude, st.Station.Longitude))
 	if err != nil {
 		return fmt.Errorf("enroll: %w", err)
 	}
