@@ -31,6 +31,7 @@ import (
 	"github.com/plume-emissions/plume/edge/analyser"
 	"github.com/plume-emissions/plume/edge/config"
 	"github.com/plume-emissions/plume/edge/sim"
+	"github.com/plume-emissions/plume/edge/vision"
 )
 
 func main() {
@@ -153,11 +154,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else {
 		st.Cameras[0].Source = clip
 	}
+	camOpts := agent.CameraOptions{Realtime: true}
+	if len(st.Cameras) > 0 {
+		plates, err := vision.Open(vision.FindPlateModel(""), vision.Options{}, logger.With("side", "edge", "component", "plates"))
+		if err != nil {
+			out.say("plates    reader unavailable (%v); the camera runs without plate reading", err)
+		} else {
+			defer plates.Close()
+			camOpts.Plates = plates
+			out.say("plates    reading with %s", vision.FindPlateModel(""))
+		}
+	}
 	clipStart := time.Now().Add(2 * time.Second).Truncate(100 * time.Millisecond)
+	camOpts.Start = clipStart
 	a, err := agent.Open(ctx, agent.Config{
 		Station: st, Enrollment: enr, Logger: logger.With("side", "edge"),
 		AnalyserAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0", UplinkPoll: 200 * time.Millisecond,
-		Cameras: agent.CameraOptions{Realtime: true, Start: clipStart},
+		Cameras: camOpts,
 	})
 	if err != nil {
 		return fmt.Errorf("start edge: %w", err)

@@ -28,6 +28,7 @@ import (
 	"github.com/plume-emissions/plume/edge/analyser"
 	"github.com/plume-emissions/plume/edge/config"
 	"github.com/plume-emissions/plume/edge/systemd"
+	"github.com/plume-emissions/plume/edge/vision"
 )
 
 func main() {
@@ -82,6 +83,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return m.Close()
 	case "check-config":
 		return checkConfig(args[1:], stdout)
+	case "plate":
+		return runPlate(ctx, args[1:], stdout, stderr)
+	case "eval-plates":
+		return runPlateEval(ctx, args[1:], stdout, stderr)
 	case "smoke":
 		return runSmoke(ctx, args[1:], stdout, stderr)
 	case "eval-smoke":
@@ -99,9 +104,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 type Main struct {
 	ConfigPath string
 	DataDir    string
+	PlateModel string
 	LogLevel   slog.Level
 
 	Agent  *agent.Agent
+	plates *vision.Reader
 	logger *slog.Logger
 	stdout io.Writer
 	stderr io.Writer
@@ -118,6 +125,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.SetOutput(m.stderr)
 	fs.StringVar(&m.ConfigPath, "config", "", "station file (default: the embedded demo station)")
 	fs.StringVar(&m.DataDir, "data", "", "override the station file's data_dir")
+	fs.StringVar(&m.PlateModel, "plate-model", "", "plate recogniser ONNX file (default: $PLUME_PLATE_MODEL or "+vision.DefaultPlateModel+")")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -161,16 +169,30 @@ func (m *Main) Run(ctx context.Context) error {
 			cfg.Live.ICEServers = []plume.LiveICEServer{{URLs: l.STUN}}
 		}
 	}
+	if len(st.Cameras) > 0 {
+		// A station with cameras reads plates; without the model it still
+		// runs (smoke and remote sensing), and says so.
+		r, err := vision.Open(vision.FindPlateModel(m.PlateModel), vision.Options{}, m.logger.With("component", "plates"))
+		if err != nil {
+			m.logger.Error("plate reader unavailable; cameras run without plate reading", "err", err)
+		} else {
+			m.plates, cfg.Cameras.Plates = r, r
+		}
+	}
 	m.Agent, err = agent.Open(ctx, cfg)
 	return err
 }
 
 // Close drains and stops the agent.
 func (m *Main) Close() error {
-	if m.Agent == nil {
-		return nil
+	var err error
+	if m.Agent != nil {
+		err = m.Agent.Close()
 	}
-	return m.Agent.Close()
+	if m.plates != nil {
+		err = errors.Join(err, m.plates.Close())
+	}
+	return err
 }
 
 // checkConfig loads each station file with everything it references and

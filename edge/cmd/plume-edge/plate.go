@@ -26,36 +26,6 @@ import (
 	"github.com/plume-emissions/plume/edge/vision"
 )
 
-// defaultPlateModel is where the recogniser lives in the repository.
-const defaultPlateModel = "models/plates/plate-rec.onnx"
-
-// findPlateModel resolves the -model flag: an explicit path is used as is;
-// the default is looked up from the working directory upwards, so the
-// command works from anywhere inside the repository.
-func findPlateModel(flagValue string) string {
-	if flagValue != "" {
-		return flagValue
-	}
-	if env := os.Getenv("PLUME_PLATE_MODEL"); env != "" {
-		return env
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return defaultPlateModel
-	}
-	for {
-		p := filepath.Join(dir, defaultPlateModel)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return defaultPlateModel
-		}
-		dir = parent
-	}
-}
-
 type plateOutput struct {
 	Image    string             `json:"image"`
 	Width    int                `json:"width,omitempty"`
@@ -72,7 +42,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func runPlate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("plume-edge plate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	model := fs.String("model", "", "recogniser ONNX file (default: $PLUME_PLATE_MODEL or "+defaultPlateModel+")")
+	model := fs.String("model", "", "recogniser ONNX file (default: $PLUME_PLATE_MODEL or "+vision.DefaultPlateModel+")")
 	crop := fs.Bool("crop", false, "treat each image as one plate crop (skip localisation)")
 	verbose := fs.Bool("v", false, "log candidates to stderr")
 	fs.Usage = func() {
@@ -91,7 +61,7 @@ func runPlate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	rd, err := vision.Open(findPlateModel(*model), vision.Options{Crop: *crop}, logger)
+	rd, err := vision.Open(vision.FindPlateModel(*model), vision.Options{Crop: *crop}, logger)
 	if err != nil {
 		return fmt.Errorf("plate: %w", err)
 	}
@@ -181,7 +151,7 @@ func pct(a, n int) float64 {
 func runPlateEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("plume-edge eval-plates", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	model := fs.String("model", "", "recogniser ONNX file (default: $PLUME_PLATE_MODEL or "+defaultPlateModel+")")
+	model := fs.String("model", "", "recogniser ONNX file (default: $PLUME_PLATE_MODEL or "+vision.DefaultPlateModel+")")
 	limit := fs.Int("limit", 0, "evaluate at most N images per set (0: all)")
 	crop := fs.Bool("crop", false, "treat every image as one plate crop")
 	jsonOut := fs.Bool("json", false, "print the results as JSON instead of a table")
@@ -198,7 +168,7 @@ func runPlateEval(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fs.Usage()
 		return errors.New("eval-plates: name at least one folder")
 	}
-	rd, err := vision.Open(findPlateModel(*model), vision.Options{Crop: *crop}, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	rd, err := vision.Open(vision.FindPlateModel(*model), vision.Options{Crop: *crop}, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return fmt.Errorf("eval-plates: %w", err)
 	}
