@@ -14,6 +14,8 @@ import (
 	"github.com/plume-emissions/plume"
 	"github.com/plume-emissions/plume/central"
 	"github.com/plume-emissions/plume/central/internal/fixture"
+	"github.com/plume-emissions/plume/central/ops"
+	"github.com/plume-emissions/plume/central/server"
 )
 
 // Two real places 105 km apart: Shenzhen (Futian) and Guangzhou (Tianhe).
@@ -281,4 +283,57 @@ func TestOpsPages(t *testing.T) {
 			t.Errorf("acting on another station's alert: %d, want 404", resp.StatusCode)
 		}
 	})
+}
+
+// TestClonedPlateImpossibleSpeed: two stations enrolled with their
+// coordinates (server.AtLocation, as plume-central enroll -lat -lon does);
+// one plate read at both through the real ingest path, 10 minutes apart
+// over 100 km, raises a cloned-plate alert with the speed it would need;
+// the same plate 2 hours later does not.
+func TestClonedPlateImpossibleSpeed(t *testing.T) {
+	s := mustOpen(t, t.TempDir())
+	ctx := context.Background()
+	if _, err := s.Enroll(ctx, "GD-SZ-0009", "bad", nil, server.AtLocation(95, 114)); plume.ErrorCode(err) != plume.EINVALID {
+		t.Fatalf("enroll at latitude 95: %v, want EINVALID", err)
+	}
+	clients := map[plume.StationID]*fixture.Client{}
+	for id, at := range map[plume.StationID][2]float64{"GD-SZ-0001": {szLat, szLon}, "GD-GZ-0001": {gzLat, gzLon}} {
+		e, err := s.Enroll(ctx, id, "gantry "+string(id), nil, server.AtLocation(at[0], at[1]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, _ := e.PrivateKey()
+		clients[id] = &fixture.Client{BaseURL: s.URL(), Station: id, Key: key}
+	}
+	put := func(c *fixture.Client, plate string, at time.Time) {
+		t.Helper()
+		p := fixture.Pass(c.Station, at, 1, false)
+		p.Plate.Text = plate
+		rec := plume.Record{Kind: plume.RecordPass, ID: string(p.ID), Station: c.Station, Time: p.Reading.Time, Pass: &p}
+		if resp, err := c.PutRecords(string(p.ID), []plume.Record{rec}); err != nil || resp.Status != http.StatusOK {
+			t.Fatal(resp, err)
+		}
+	}
+	t0 := time.Now().Add(-3 * time.Hour).Truncate(time.Second)
+	put(clients["GD-SZ-0001"], "粤B7Q221", t0)
+	put(clients["GD-GZ-0001"], "粤B7Q221", t0.Add(10*time.Minute)) // ~600 km/h
+	put(clients["GD-SZ-0001"], "粤A55K31", t0)
+	put(clients["GD-GZ-0001"], "粤A55K31", t0.Add(2*time.Hour)) // ~50 km/h
+	if err := s.Ops().Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	as, err := s.Ops().Alerts(ctx, &central.Officer{Username: "t", Role: central.RoleAuditor}, central.AlertFilter{Source: central.AlertCloned})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(as) != 1 || !strings.Contains(as[0].Title, "粤B7Q221") {
+		t.Fatalf("cloned-plate alerts: %d, want one for 粤B7Q221: %+v", len(as), as)
+	}
+	d, err := ops.ClonedEvidence(as[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.DistanceKm < 95 || d.DistanceKm > 105 || d.SpeedKmh < 550 || d.A.Station != "GD-SZ-0001" || d.B.Station != "GD-GZ-0001" || d.A.Latitude != szLat || d.B.Longitude != gzLon {
+		t.Fatalf("cloned-plate evidence: %+v", d)
+	}
 }
