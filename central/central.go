@@ -1,15 +1,20 @@
 package central
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/plume-emissions/plume"
 )
@@ -485,8 +490,140 @@ type CaseFilter struct {
 	MinGrade  int       // camera smoke grade at least this
 	From, To  time.Time // captured in [From, To)
 	Oldest    bool      // oldest first (triage order) instead of newest first
-	Limit     int
-	Cursor    string
+	// SortBy, when set, orders the cases by that column instead, ties
+	// broken by case ID in the same direction (a stable order, so pages
+	// neither repeat nor skip a case); Descending reverses it. Oldest is
+	// then ignored. The cursor of a sorted page is a SortCursor.
+	SortBy     CaseSortKey
+	Descending bool
+	Limit      int
+	Cursor     string
+}
+
+// CaseSortKey names a column the review queue sorts by.
+type CaseSortKey string
+
+// The queue's sort columns.
+const (
+	SortCaptured CaseSortKey = "captured" // capture time
+	SortStation  CaseSortKey = "station"
+	SortPlate    CaseSortKey = "plate"
+	SortKind     CaseSortKey = "kind"  // violation kind (warning, enforcement)
+	SortGrade    CaseSortKey = "grade" // camera smoke grade
+	SortStatus   CaseSortKey = "status"
+)
+
+// CaseSortKeys lists the sort columns.
+var CaseSortKeys = []CaseSortKey{SortCaptured, SortStation, SortPlate, SortKind, SortGrade, SortStatus}
+
+// Valid reports whether k is a sort column ("" is not).
+func (k CaseSortKey) Valid() bool { return slices.Contains(CaseSortKeys, k) }
+
+// numeric reports whether k's values are numbers.
+func (k CaseSortKey) numeric() bool { return k == SortCaptured || k == SortGrade }
+
+// SortValue returns the summary's value of column k: the number for
+// numeric columns, else the text.
+func (k CaseSortKey) SortValue(s CaseSummary) (int64, string) {
+	switch k {
+	case SortCaptured:
+		return s.CapturedAt.UnixNano(), ""
+	case SortGrade:
+		return int64(s.Grade), ""
+	case SortStation:
+		return 0, string(s.Station)
+	case SortPlate:
+		return 0, s.Plate
+	case SortKind:
+		return 0, string(s.Kind)
+	case SortStatus:
+		return 0, string(s.Status)
+	}
+	return 0, ""
+}
+
+// ParseCaseSort sets f's order from a sort parameter: "" or "newest"
+// (newest first), "oldest", a column of CaseSortKeys (ascending), or
+// "-column" (descending).
+func ParseCaseSort(f *CaseFilter, sort string) error {
+	switch sort {
+	case "", "newest":
+		return nil
+	case "oldest":
+		f.Oldest = true
+		return nil
+	}
+	key, desc := strings.CutPrefix(sort, "-")
+	if !CaseSortKey(key).Valid() {
+		return plume.Errorf(plume.EINVALID, "cannot sort by %q", sort)
+	}
+	f.SortBy, f.Descending = CaseSortKey(key), desc
+	return nil
+}
+
+// SortCursor is the position of a case in a sorted page walk: its ID and
+// its value of the sort column when the page was read, so the next page
+// starts right after it even if the case changed since.
+type SortCursor struct {
+	ID   plume.CaseID
+	Num  int64
+	Text string
+}
+
+// EncodeSortCursor returns the cursor after the case s in column k.
+func EncodeSortCursor(k CaseSortKey, s CaseSummary) string {
+	n, t := k.SortValue(s)
+	v := t
+	if k.numeric() {
+		v = strconv.FormatInt(n, 10)
+	}
+	return string(s.ID) + "." + base64.RawURLEncoding.EncodeToString([]byte(v))
+}
+
+// DecodeSortCursor parses a sorted page's cursor for column k.
+func DecodeSortCursor(k CaseSortKey, cursor string) (SortCursor, error) {
+	id, v, ok := strings.Cut(cursor, ".")
+	b, err := base64.RawURLEncoding.DecodeString(v)
+	if !ok || err != nil || id == "" || len(cursor) > 96 || !utf8.Valid(b) {
+		return SortCursor{}, plume.Errorf(plume.EINVALID, "bad cursor")
+	}
+	c := SortCursor{ID: plume.CaseID(id)}
+	if !k.numeric() {
+		c.Text = string(b)
+		return c, nil
+	}
+	if c.Num, err = strconv.ParseInt(string(b), 10, 64); err != nil {
+		return SortCursor{}, plume.Errorf(plume.EINVALID, "bad cursor")
+	}
+	return c, nil
+}
+
+// CompareSorted orders two summaries by the filter's sort column, then by
+// ID, in the filter's direction: negative if a comes first.
+func (f *CaseFilter) CompareSorted(a, b CaseSummary) int {
+	an, at := f.SortBy.SortValue(a)
+	bn, bt := f.SortBy.SortValue(b)
+	return f.compare(an, at, a.ID, bn, bt, b.ID)
+}
+
+// AfterCursor reports whether s comes after the cursor's position.
+func (f *CaseFilter) AfterCursor(s CaseSummary, c SortCursor) bool {
+	n, t := f.SortBy.SortValue(s)
+	return f.compare(n, t, s.ID, c.Num, c.Text, c.ID) > 0
+}
+
+func (f *CaseFilter) compare(an int64, at string, aid plume.CaseID, bn int64, bt string, bid plume.CaseID) int {
+	r := cmp.Compare(an, bn)
+	if r == 0 {
+		r = strings.Compare(at, bt)
+	}
+	if r == 0 {
+		r = strings.Compare(string(aid), string(bid))
+	}
+	if f.Descending {
+		return -r
+	}
+	return r
 }
 
 // Match reports whether c matches the filter (other than paging).

@@ -454,6 +454,9 @@ func (h *Handler) listCases(w http.ResponseWriter, r *http.Request) {
 	if err == nil && f.Status != "" && !statusPattern.MatchString(string(f.Status)) {
 		err = plume.Errorf(plume.EINVALID, "bad status %q", f.Status)
 	}
+	if err == nil {
+		err = central.ParseCaseSort(&f, q.Get("sort"))
+	}
 	if err != nil {
 		h.writeError(w, r, err)
 		return

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -417,6 +418,28 @@ func TestReadAPI(t *testing.T) {
 		t.Fatalf("station filter: %+v", cases)
 	}
 	var one api.CaseView
+	// Sorted by plate, descending, one per page: every case once, ordered.
+	var sorted []central.Case
+	for cursor := ""; ; {
+		var page struct {
+			Cases []central.Case `json:"cases"`
+			Next  string         `json:"next_cursor"`
+		}
+		get(t, e, "/api/v1/cases?sort=-plate&limit=1&cursor="+url.QueryEscape(cursor), 200, &page)
+		sorted = append(sorted, page.Cases...)
+		if cursor = page.Next; cursor == "" || len(sorted) > len(e.cases) {
+			break
+		}
+	}
+	if len(sorted) != len(e.cases) {
+		t.Fatalf("sorted pages: %d cases, want %d", len(sorted), len(e.cases))
+	}
+	for i := 1; i < len(sorted); i++ {
+		if a, b := sorted[i-1], sorted[i]; a.Plate < b.Plate || (a.Plate == b.Plate && a.ID < b.ID) {
+			t.Fatalf("sort=-plate: %s (%s) before %s (%s)", a.ID, a.Plate, b.ID, b.Plate)
+		}
+	}
+	get(t, e, "/api/v1/cases?sort=doc", 400, nil)
 	get(t, e, "/api/v1/cases/"+string(e.cases[0]), 200, &one)
 	if one.Number == "" || len(one.Custody) != 3 || one.PackageURL != "" {
 		t.Fatalf("case %+v", one)

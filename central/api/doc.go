@@ -18,7 +18,9 @@
 //	GET /api/v1/stations
 //	GET /api/v1/stations/{id}
 //	GET /api/v1/passes?station=&outcome=&limit=&cursor=
-//	GET /api/v1/cases?station=&status=&limit=&cursor=
+//	GET /api/v1/cases?station=&status=&kind=&plate=&sort=&limit=&cursor=
+//	    sort: newest (default), oldest, or captured|station|plate|kind|grade|status,
+//	    "-" first for descending; ties by case ID; next_cursor keeps the order
 //	GET /api/v1/cases/{id}
 //	GET /api/v1/cases/{id}/package                    the zip; 404 until built
 //	GET /healthz

@@ -137,7 +137,9 @@ func TestBrowserClosedLoop(t *testing.T) {
 	shot("case.png")
 
 	// 4. Correct the plate; 5. approve.
-	do("correct the plate", chromedp.SetValue("#plate-input", "粤B12345"), chromedp.Click("#plate-button"), chromedp.WaitVisible("#case-status"))
+	do("correct the plate", chromedp.SetValue("#plate-input", "粤B12345"), chromedp.Click("#plate-button"))
+	// The old page shows #case-status too: wait for the reloaded one.
+	poll(`(document.getElementById('case-plate') || {}).textContent === '粤B12345'`)
 	if plate := text("#case-plate"); plate != "粤B12345" {
 		t.Fatalf("plate after correction %q", plate)
 	}

@@ -86,6 +86,11 @@ func TestQueueScale(t *testing.T) {
 		{"opacity, grade ≥ 4, open", central.CaseFilter{Pollutant: plume.PollutantOpacity, MinGrade: 4, Status: central.CaseOpen}},
 		{"date range in the middle, open", central.CaseFilter{Status: central.CaseOpen, From: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 6, 8, 0, 0, 0, 0, time.UTC)}},
 		{"matches nothing (full index scan)", central.CaseFilter{Kind: central.KindEnforcement}},
+		{"sorted: all by capture time, newest", central.CaseFilter{SortBy: central.SortCaptured, Descending: true}},
+		{"sorted: open by plate", central.CaseFilter{Status: central.CaseOpen, SortBy: central.SortPlate}},
+		{"sorted: all by station", central.CaseFilter{SortBy: central.SortStation}},
+		{"sorted: all by status, descending", central.CaseFilter{SortBy: central.SortStatus, Descending: true}},
+		{"sorted: one station by grade, desc", central.CaseFilter{Stations: scoped, SortBy: central.SortGrade, Descending: true}},
 	} {
 		f := tc.f
 		f.Limit = 50

@@ -165,10 +165,13 @@ func (h *Handler) neighbours(r *http.Request, p *auth.Principal, c *central.Case
 	}
 	p.Officer.ScopeCases(&f)
 	f.Limit, f.Cursor = 1, string(c.ID)
+	if f.SortBy != "" {
+		f.Cursor = central.EncodeSortCursor(f.SortBy, c.Summarize())
+	}
 	if n, _, err := h.cfg.Store.Cases(r.Context(), f); err == nil && len(n) == 1 {
 		next = n[0].ID
 	}
-	f.Oldest = !f.Oldest
+	f.Oldest, f.Descending = !f.Oldest, !f.Descending
 	if n, _, err := h.cfg.Store.Cases(r.Context(), f); err == nil && len(n) == 1 {
 		prev = n[0].ID
 	}

@@ -377,8 +377,11 @@ func caseFilter(q url.Values) (central.CaseFilter, error) {
 		Station: plume.StationID(q.Get("station")), Status: central.CaseStatus(q.Get("status")),
 		Kind: central.CaseKind(q.Get("kind")), Pollutant: plume.Pollutant(q.Get("pollutant")),
 		Plate: strings.ToUpper(strings.TrimSpace(q.Get("plate"))), Cursor: q.Get("cursor"),
-		From: parseDay(q.Get("from"), false), To: parseDay(q.Get("to"), true), Oldest: q.Get("sort") == "oldest",
+		From: parseDay(q.Get("from"), false), To: parseDay(q.Get("to"), true),
 		Limit: 50,
+	}
+	if err := central.ParseCaseSort(&f, q.Get("sort")); err != nil {
+		return f, err
 	}
 	if f.Station != "" {
 		if err := f.Station.Validate(); err != nil {
@@ -463,6 +466,9 @@ func (h *Handler) queue(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		Reasons    []review.Reason
 		Elapsed    string
 		TabURL     func(string) string
+		Sort       string
+		SortURL    func(string) string
+		SortMark   func(string) string
 	}{
 		view: h.base(p, "Review queue", "queue", r), F: f, From: q.Get("from"), To: q.Get("to"),
 		Stations:   h.visibleStations(r.Context(), p.Officer),
@@ -472,6 +478,24 @@ func (h *Handler) queue(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		Cases: cases, Next: next, NextURL: with("cursor", next), FirstURL: with("cursor", ""), Self: self,
 		Back: "?q=" + url.QueryEscape(qq.Encode()), Reasons: review.Reasons,
 		TabURL: func(s string) string { return with("status", s) },
+		Sort:   q.Get("sort"),
+		// A column header sorts by its column ascending, or descending
+		// when it already sorts ascending.
+		SortURL: func(key string) string {
+			if f.SortBy == central.CaseSortKey(key) && !f.Descending {
+				return with("sort", "-"+key)
+			}
+			return with("sort", key)
+		},
+		SortMark: func(key string) string {
+			switch {
+			case f.SortBy != central.CaseSortKey(key):
+				return ""
+			case f.Descending:
+				return " ▼"
+			}
+			return " ▲"
+		},
 	}
 	if f.Station == "" {
 		data.F.Station = plume.StationID(q.Get("station"))
