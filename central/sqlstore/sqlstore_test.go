@@ -53,6 +53,13 @@ func TestContract(t *testing.T) {
 	})
 }
 
+func TestOpsContract(t *testing.T) {
+	pg := testservers.StartPostgres(t)
+	storetest.RunOps(t, func(tb testing.TB) storetest.OpsStore {
+		return mustOpen(tb, newDatabase(tb, pg))
+	})
+}
+
 // TestMigrateConcurrently opens one empty database from several
 // "replicas" at once: the schema is applied once and all of them work.
 func TestMigrateConcurrently(t *testing.T) {
