@@ -69,6 +69,10 @@ func (s *Store) NewImport(ctx context.Context) (*Import, error) {
 		{"officers", []string{"username", "doc"}},
 		{"sessions", []string{"hash", "expires_ns", "doc"}},
 		{"audit_log", []string{"seq", "time_ns", "actor", "action", "target", "line"}},
+		{"ops_health", []string{"station", "doc"}},
+		{"ops_health_history", []string{"station", "received_ns", "doc"}},
+		{"ops_alerts", []string{"id", "doc"}},
+		{"ops_desired_config", []string{"station", "doc"}},
 	} {
 		imp.tables[t.name] = &copyTable{cols: t.cols}
 		imp.order = append(imp.order, t.name)
@@ -190,6 +194,27 @@ func (imp *Import) Audit(ctx context.Context, seq uint64, line []byte) error {
 		return fmt.Errorf("import audit event %d: %w", seq, err)
 	}
 	return imp.add(ctx, "audit_log", int64(seq), e.Time.UnixNano(), clean(e.Actor), clean(e.Action), clean(e.Target), line)
+}
+
+// Health adds a station's latest health.
+func (imp *Import) Health(ctx context.Context, h *central.StationHealth) error {
+	return imp.doc(ctx, "ops_health", h, clean(string(h.Station)))
+}
+
+// HealthHistory adds one judged heartbeat of a station's history.
+func (imp *Import) HealthHistory(ctx context.Context, h *central.StationHealth) error {
+	return imp.doc(ctx, "ops_health_history", h, clean(string(h.Station)), h.ReceivedAt.UnixNano())
+}
+
+// Alert adds an alert with its state and history.
+func (imp *Import) Alert(ctx context.Context, a *central.Alert) error {
+	return imp.doc(ctx, "ops_alerts", a, clean(a.ID))
+}
+
+// DesiredConfig adds a station's current desired configuration (its
+// version and hash as they were).
+func (imp *Import) DesiredConfig(ctx context.Context, c *central.DesiredConfig) error {
+	return imp.doc(ctx, "ops_desired_config", c, clean(string(c.Station)))
 }
 
 // Counters sets the sequences the source had reached (so that new cases,

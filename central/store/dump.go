@@ -32,6 +32,12 @@ type Dump struct {
 	Officer      func(*central.Officer) error
 	Session      func(*central.Session) error
 	Audit        func(seq uint64, line []byte) error
+	// Station operations (central.OpsStore): the latest health of each
+	// station, the health history, alerts and desired configurations.
+	Health        func(*central.StationHealth) error
+	HealthHistory func(*central.StationHealth) error
+	Alert         func(*central.Alert) error
+	DesiredConfig func(*central.DesiredConfig) error
 	// Counters gets the sequences and counts that are not rows: the last
 	// case, pass and job sequence numbers and the packages built.
 	Counters func(lastCase, lastPass, lastJob uint64, packagesBuilt int) error
@@ -196,6 +202,23 @@ func (s *Store) Dump(ctx context.Context, d Dump) error {
 				return err
 			}
 		}
+		// Operations buckets exist once something was written to them.
+		for _, o := range []struct {
+			bucket []byte
+			fn     func(v []byte) error
+		}{
+			{bucketHealth, opsDump(d.Health)},
+			{bucketHealthHist, opsDump(d.HealthHistory)},
+			{bucketAlerts, opsDump(d.Alert)},
+			{bucketDesired, opsDump(d.DesiredConfig)},
+		} {
+			if o.fn == nil || tx.Bucket(o.bucket) == nil {
+				continue
+			}
+			if err := each(o.bucket, func(_, v []byte) error { return o.fn(v) }); err != nil {
+				return err
+			}
+		}
 		if d.Counters != nil {
 			packages := 0
 			if v := tx.Bucket(bucketMeta).Get(keyPackages); len(v) == 8 {
@@ -205,4 +228,18 @@ func (s *Store) Dump(ctx context.Context, d Dump) error {
 		}
 		return nil
 	})
+}
+
+// opsDump decodes a stored T for fn; nil when fn is nil.
+func opsDump[T any](fn func(*T) error) func(v []byte) error {
+	if fn == nil {
+		return nil
+	}
+	return func(v []byte) error {
+		x := new(T)
+		if err := json.Unmarshal(v, x); err != nil {
+			return err
+		}
+		return fn(x)
+	}
 }

@@ -139,6 +139,12 @@ func (m *migration) run(ctx context.Context) error {
 		Officer: func(o *central.Officer) error { return imp.Officer(ctx, o) },
 		Session: func(se *central.Session) error { return imp.Session(ctx, se) },
 		Audit:   func(seq uint64, line []byte) error { return imp.Audit(ctx, seq, line) },
+		Health:  func(h *central.StationHealth) error { return imp.Health(ctx, h) },
+		HealthHistory: func(h *central.StationHealth) error {
+			return imp.HealthHistory(ctx, h)
+		},
+		Alert:         func(a *central.Alert) error { return imp.Alert(ctx, a) },
+		DesiredConfig: func(c *central.DesiredConfig) error { return imp.DesiredConfig(ctx, c) },
 		Counters: func(lastCase, lastPass, lastJob uint64, packages int) error {
 			imp.Counters(lastCase, lastPass, lastJob, packages)
 			return nil
@@ -151,8 +157,8 @@ func (m *migration) run(ctx context.Context) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	c := imp.Counts()
-	m.progress(true, "metadata: %d stations, %d evidence items, %d cases, %d records, %d passes, %d custody entries, %d jobs, %d officers, %d audit events",
-		c["stations"], c["evidence"], c["cases"], c["records"], c["passes"], c["custody"], c["jobs"], c["officers"], c["audit_log"])
+	m.progress(true, "metadata: %d stations, %d evidence items, %d cases, %d records, %d passes, %d custody entries, %d jobs, %d officers, %d audit events, %d alerts, %d heartbeats",
+		c["stations"], c["evidence"], c["cases"], c["records"], c["passes"], c["custody"], c["jobs"], c["officers"], c["audit_log"], c["ops_alerts"], c["ops_health_history"])
 
 	// 3. Verify.
 	if err := m.verify(ctx, total); err != nil {

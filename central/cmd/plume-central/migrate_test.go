@@ -60,6 +60,10 @@ func TestMigrate(t *testing.T) {
 	if _, err := s.Store().AppendAudit(ctx, central.AuditEvent{Time: fixture.Epoch, Actor: "li.wei", Action: "case.view", Target: "C00000000001"}); err != nil {
 		t.Fatal(err)
 	}
+	alert := &central.Alert{ID: "test-alert", Source: "test", Station: "GD-SZ-0001", Raised: fixture.Epoch}
+	if _, err := s.Store().(central.OpsStore).PutAlert(ctx, alert); err != nil {
+		t.Fatal(err)
+	}
 	before, _ := s.Stats(ctx)
 	s.Close()
 
@@ -108,5 +112,8 @@ func TestMigrate(t *testing.T) {
 	}
 	if _, err := st.Officer(ctx, "li.wei"); err != nil {
 		t.Fatalf("officer not moved: %v", err)
+	}
+	if a, err := st.Alert(ctx, "test-alert"); err != nil || a.State != central.AlertOpen {
+		t.Fatalf("alert not moved: %+v %v", a, err)
 	}
 }
