@@ -337,6 +337,14 @@ func NewCase(m *plume.Manifest) *Case {
 	}
 	if s := m.Pass.SmokeSeen; s != nil && s.Smoky {
 		c.SmokeGrade = s.Grade
+		// The summary leads with what made this a case: camera smoke, and
+		// the analyser's verdict beside it.
+		smoke := fmt.Sprintf("black smoke: Ringelmann grade %d on camera (confidence %.0f%%)", s.Grade, 100*s.Confidence)
+		if m.Pass.Verdict.Outcome == plume.OutcomeExceed {
+			c.Summary = smoke + "; " + c.Summary
+		} else {
+			c.Summary = smoke + "; analyser " + c.Summary
+		}
 	}
 	return c
 }

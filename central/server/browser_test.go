@@ -100,8 +100,18 @@ func TestBrowserClosedLoop(t *testing.T) {
 	}
 	poll := func(expr string) {
 		t.Helper()
-		_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(10*time.Second)))
-		fail("wait for "+expr, err)
+		// A form post reloads the page; an evaluation that straddles the
+		// navigation fails with "navigated or closed", so try again until
+		// the new page answers.
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(2*time.Second)))
+			if err == nil || time.Now().After(deadline) {
+				fail("wait for "+expr, err)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
 	u := r.s.URL()
 
