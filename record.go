@@ -6,10 +6,11 @@ import "time"
 type RecordKind string
 
 const (
-	RecordPass    RecordKind = "pass"    // one pass, with verdict, no media
-	RecordStatus  RecordKind = "status"  // analyser device status
-	RecordAudit   RecordKind = "audit"   // calibration or standard-gas audit
-	RecordSummary RecordKind = "summary" // pass records compacted under disk pressure
+	RecordPass    RecordKind = "pass"         // one pass, with verdict, no media
+	RecordStatus  RecordKind = "status"       // analyser device status
+	RecordAudit   RecordKind = "audit"        // calibration or standard-gas audit
+	RecordSummary RecordKind = "summary"      // pass records compacted under disk pressure
+	RecordCount   RecordKind = "camera_count" // vehicles the cameras counted over an interval
 )
 
 // Record is the compact, media-free record the edge sends to central for
@@ -23,7 +24,23 @@ type Record struct {
 	Status  *DeviceStatus `json:"status,omitempty"`
 	Audit   *Audit        `json:"audit,omitempty"`
 	Summary *PassSummary  `json:"summary,omitempty"`
+	Count   *VehicleCount `json:"count,omitempty"`
 }
+
+// VehicleCount is how many vehicles the station's cameras saw cross the
+// trigger line in [From, To). Central compares it with the analyser's
+// passes (the camera-counts integrity rule). Only intervals a camera
+// watched throughout are counted; with several cameras on the same lanes
+// it is the largest count of the cameras that did.
+type VehicleCount struct {
+	From     time.Time `json:"from"`
+	To       time.Time `json:"to"`
+	Vehicles int       `json:"vehicles"`
+	Cameras  []string  `json:"cameras,omitempty"` // the cameras that watched the whole interval
+}
+
+// MaxCountInterval bounds a VehicleCount's interval.
+const MaxCountInterval = 24 * time.Hour
 
 // PassSummary stands in for plain pass records that the edge compacted when
 // its disk ran short. Counts are kept; per-pass detail is gone.
@@ -65,6 +82,11 @@ func (r *Record) Validate() error {
 	case RecordSummary:
 		if r.Summary == nil || r.Summary.Count < 0 {
 			return Errorf(EINVALID, "record %s: summary missing", r.ID)
+		}
+	case RecordCount:
+		c := r.Count
+		if c == nil || !c.To.After(c.From) || c.To.Sub(c.From) > MaxCountInterval || c.Vehicles < 0 || len(c.Cameras) > 16 {
+			return Errorf(EINVALID, "record %s: camera count missing, or a bad interval or count", r.ID)
 		}
 	default:
 		return Errorf(EINVALID, "record %s: unknown kind %q", r.ID, r.Kind)

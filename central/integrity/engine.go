@@ -146,6 +146,14 @@ func (s *Stream) Add(rec *plume.Record) []Alert {
 	if rec == nil || (rec.Station != "" && rec.Station != s.station) {
 		return nil
 	}
+	if rec.Kind == plume.RecordCount {
+		// The edge's camera counts arrive as records (spooled, resent,
+		// stored and replayed like the passes they are judged against).
+		if rec.Count == nil {
+			return nil
+		}
+		return s.AddCamera(CameraCount{Station: s.station, From: rec.Count.From, To: rec.Count.To, Vehicles: rec.Count.Vehicles})
+	}
 	t := rec.Time
 	if rec.Kind == plume.RecordPass && rec.Pass != nil && !rec.Pass.Reading.Time.IsZero() {
 		t = rec.Pass.Reading.Time

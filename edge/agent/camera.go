@@ -99,6 +99,8 @@ type cameraSet struct {
 	tmp     string
 	zone    *time.Location
 
+	counts *vehicleCounts // vehicles per camera and minute (counts.go)
+
 	mu        sync.Mutex
 	sightings map[int64]*vision.Sighting
 	changed   chan struct{}
@@ -116,7 +118,7 @@ func openCameras(ctx context.Context, st *config.Loaded, opt CameraOptions, logg
 	cs := &cameraSet{
 		log: logger.With("component", "cameras"), station: st, fuser: fusion.New(fusion.Options{}),
 		sightings: map[int64]*vision.Sighting{}, changed: make(chan struct{}),
-		tmp: filepath.Join(st.DataDir, "camera-tmp"), zone: time.Local,
+		tmp: filepath.Join(st.DataDir, "camera-tmp"), zone: time.Local, counts: newVehicleCounts(),
 	}
 	if err := os.MkdirAll(cs.tmp, 0o750); err != nil {
 		return nil, fmt.Errorf("cameras: %w", err)
@@ -190,6 +192,7 @@ func fileSource(src string) bool {
 func (cs *cameraSet) run(ctx context.Context, r *cameraRun) {
 	err := r.cam.Run(ctx, func(f vision.Frame) error {
 		err := r.pipe.Process(ctx, f)
+		cs.counts.frame(r.cfg.Name, f.At)
 		if !f.Frozen && !f.Black {
 			if terr := r.tap.Offer(f.Image, f.At, r.pipe.LiveMarks); terr != nil {
 				cs.log.Debug("live picture", "camera", r.cfg.Name, "err", terr)
@@ -220,6 +223,7 @@ func (cs *cameraSet) notifyLocked() {
 func (cs *cameraSet) add(idx int64, s *vision.Sighting) {
 	id := idx<<40 | s.TrackID
 	cs.fuser.AddTrack(fusion.Track{ID: id, Camera: s.Camera, Lane: s.Lane, Crossed: s.Crossed, Plate: s.Plate, Smoke: s.Smoke})
+	cs.counts.vehicle(s.Camera, s.Crossed)
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	cs.sightings[id] = s

@@ -33,6 +33,10 @@ type HealthOptions struct {
 	// pipeline's own statistics (tests of a frozen or black camera on a
 	// station whose pipeline they do not run).
 	CameraHealth func() []plume.CameraHealth
+	// CountInterval is the interval camera vehicle counts are sent for
+	// (default 5 min, whole minutes; negative: not sent). Central's
+	// camera-counts rule compares them with the analyser's passes.
+	CountInterval time.Duration
 }
 
 // health is the agent's heartbeat state.
@@ -188,6 +192,7 @@ func (a *Agent) runHealth(ctx context.Context) {
 		case <-t.C:
 		}
 		a.readNTP(ctx)
+		a.spoolCounts(ctx)
 		hb := a.Heartbeat()
 		reply, err := a.uplink.PutHealth(ctx, &hb)
 		if err != nil {
