@@ -330,7 +330,13 @@ func NewCase(m *plume.Manifest) *Case {
 		c.Profile = v.Profile + "@" + v.ProfileVersion
 	}
 	if p := m.Pass.Plate; p != nil {
-		c.Plate, c.PlateColour, c.PlateRead = p.Text, p.Colour, p.Text
+		c.PlateColour, c.PlateRead = p.Colour, p.Text
+		// A doubtful read is kept as the station's reading but not used as
+		// the case's plate: an officer reads it from the images, so nobody
+		// is accused on a guess.
+		if p.Confidence >= MinPlateConfidence {
+			c.Plate = p.Text
+		}
 	}
 	for _, ck := range m.Pass.Verdict.Exceedances() {
 		c.Pollutants = append(c.Pollutants, ck.Pollutant)
@@ -348,6 +354,10 @@ func NewCase(m *plume.Manifest) *Case {
 	}
 	return c
 }
+
+// MinPlateConfidence is the whole-plate confidence below which the
+// station's plate read is not taken as the case's plate.
+const MinPlateConfidence = 0.5
 
 // caseZone is the zone of the date in case numbers: the bureau's local
 // date (China Standard Time, UTC+8, no daylight saving). A fixed zone keeps
