@@ -254,10 +254,16 @@ func runSmokeEval(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		out["stills"] = rep
 	}
 	if *scenes != "" {
+		var plates vision.PlateReader
 		if *plateModel != "" {
-			return errors.New("eval-smoke: -plate-model is not wired yet (needs the plate Reader adapter, vision.ReaderPlates)")
+			r, err := vision.Open(vision.FindPlateModel(*plateModel), vision.Options{}, nil)
+			if err != nil {
+				return fmt.Errorf("eval-smoke: %w", err)
+			}
+			defer r.Close()
+			plates = r
 		}
-		rep, err := evalScenes(ctx, *scenes, *minGrade, nil, stderr)
+		rep, err := evalScenes(ctx, *scenes, *minGrade, plates, stderr)
 		if err != nil {
 			return fmt.Errorf("eval-smoke: %w", err)
 		}
