@@ -383,6 +383,10 @@ func (cs *cameraSet) liveSources() map[string]live.FrameSource {
 // liveTapSource adapts a camera's vision.LiveTap to live.FrameSource.
 type liveTapSource struct{ tap *vision.LiveTap }
 
+// Subscribers reports how many viewers' encoders take the camera's frames
+// (0 when nobody watches: the camera then makes no live pictures).
+func (s liveTapSource) Subscribers() int { return s.tap.Subscribers() }
+
 // Subscribe implements live.FrameSource.
 func (s liveTapSource) Subscribe() (<-chan live.Frame, func()) {
 	in, cancel := s.tap.Subscribe()
