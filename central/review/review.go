@@ -77,6 +77,16 @@ type Config struct {
 	// confirmed; its error (a clock outside GA/T 832-2014, a failed audit)
 	// refuses the decision with the reason.
 	Enforceable func(ctx context.Context, c *central.Case) error
+	// Profiles gives the repeat-exceedance rule of a case's profile, so a
+	// plate correction re-applies the rule to the right vehicle. Nil
+	// leaves the case's classification as ingest made it.
+	Profiles RepeatRules
+}
+
+// RepeatRules looks up the repeat-exceedance rule of a profile
+// ("name@version"); known is false when the default rule was used.
+type RepeatRules interface {
+	Repeat(ref string) (rule plume.Repeat, known bool)
 }
 
 // Service changes cases on officers' behalf.
@@ -194,6 +204,14 @@ func (s *Service) CorrectPlate(ctx context.Context, a Actor, id plume.CaseID, pl
 	if err != nil {
 		return nil, err
 	}
+	// The corrected plate's vehicle file, read before the change: the
+	// repeat rule is re-applied against it.
+	var history []central.VehicleEntry
+	if s.cfg.Profiles != nil {
+		if history, err = s.cfg.Store.VehicleHistory(ctx, plate, 200); err != nil {
+			return nil, fmt.Errorf("vehicle file of %s: %w", plate, err)
+		}
+	}
 	return s.change(ctx, a, id, central.PermReview, "case.plate", func(c *central.Case, ch *central.CaseChange) error {
 		if c.Status != central.CaseOpen {
 			return plume.Errorf(plume.ECONFLICT, "case %s is %s; only open cases can be corrected", c.Number, c.Status)
@@ -214,6 +232,17 @@ func (s *Service) CorrectPlate(ctx context.Context, a Actor, id plume.CaseID, pl
 		detail := fmt.Sprintf("plate %q corrected to %q (station read %q)", old, plate, c.PlateRead)
 		if note != "" {
 			detail += ": " + note
+		}
+		if s.cfg.Profiles != nil {
+			// The case now belongs to another vehicle: its earlier passes
+			// decide warning or enforcement.
+			rule, known := s.cfg.Profiles.Repeat(c.Profile)
+			pass := &plume.Pass{ID: c.PassID, Reading: plume.Reading{Time: c.CapturedAt}}
+			kind, why := Classify(c, pass, history, rule, known)
+			if kind != c.Kind {
+				detail += fmt.Sprintf("; repeat rule re-applied: %s → %s", c.Kind, kind)
+			}
+			c.Kind, c.RepeatNote = kind, why
 		}
 		ch.Custody = append(ch.Custody, central.CustodyEntry{Time: ch.At, Actor: a.custodyName(), Action: central.ActionPlateCorrect, Detail: detail})
 		return nil

@@ -5,12 +5,14 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/plume-emissions/plume"
 	"github.com/plume-emissions/plume/central"
 	"github.com/plume-emissions/plume/central/internal/fixture"
+	"github.com/plume-emissions/plume/central/profile"
 	"github.com/plume-emissions/plume/central/review"
 	"github.com/plume-emissions/plume/central/store"
 )
@@ -168,4 +170,59 @@ func TestTransitions(t *testing.T) {
 			t.Fatalf("status after a refused approval: %s", c.Status)
 		}
 	})
+}
+
+// A misread plate put a vehicle's second exceedance on another plate, so
+// ingest made it a warning; correcting the plate re-applies the repeat
+// rule against the right vehicle's file and makes it an enforcement case.
+func TestPlateCorrectionReappliesRepeatRule(t *testing.T) {
+	ctx := context.Background()
+	s, err := store.Open(filepath.Join(t.TempDir(), store.FileName), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	profiles, err := profile.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := review.New(review.Config{Store: s, Exporter: "test", Profiles: profiles,
+		Now: func() time.Time { return fixture.Epoch.Add(48 * time.Hour) }})
+	st := plume.StationID("GD-SZ-0001")
+	key := fixture.Key(string(st))
+	put := func(at time.Time, plate string) *central.Case {
+		t.Helper()
+		fx := fixture.NewEvidence(t, key, st, at, 1, true, 1)
+		m := fx.Manifest
+		m.Pass.Plate.Text = plate
+		body, sig, err := plume.SignManifest(key, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := central.NewCase(m)
+		c.Kind = central.KindWarning // as ingest judged it: no earlier exceedance on this plate
+		ev := &central.StoredEvidence{ID: m.ID, Station: st, Manifest: body, StationSig: sig,
+			StationKey: key.Public().(ed25519.PublicKey), ReceivedAt: at.Add(time.Minute)}
+		if _, _, err := s.PutEvidence(ctx, ev, c, nil); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	put(fixture.Epoch, "粤B12345")
+	second := put(fixture.Epoch.Add(24*time.Hour), "粤B12845")
+
+	c, err := svc.CorrectPlate(ctx, reviewer, second.ID, "粤B12345", "", "read from scene-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kind != central.KindEnforcement || !strings.Contains(c.RepeatNote, "2 times in a row") {
+		t.Fatalf("after correction: kind %s, note %q; want enforcement", c.Kind, c.RepeatNote)
+	}
+	custody, err := s.Custody(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := custody[len(custody)-1]; !strings.Contains(last.Detail, "repeat rule re-applied: warning → enforcement") {
+		t.Fatalf("custody does not record the reclassification: %+v", last)
+	}
 }

@@ -79,7 +79,7 @@ func (s *Server) openCasework(ctx context.Context, ln net.Listener) (*api.Handle
 	})
 	s.auth = auth.New(auth.Config{Store: s.store, Logger: cfg.Logger, Now: cfg.Now, SecureCookies: cfg.SecureCookies})
 	s.review = review.New(review.Config{Store: s.store, SecondReview: cfg.SecondReview, Exporter: exporter.Name(), Logger: cfg.Logger, Now: cfg.Now,
-		OnJobs: func() { s.packer.Wake(); s.exports.Wake() }, Enforceable: enforceable})
+		OnJobs: func() { s.packer.Wake(); s.exports.Wake() }, Enforceable: enforceable, Profiles: profiles})
 	svc := ingest.New(ingest.Config{
 		Store: s.store, Blobs: s.blobs, Logger: cfg.Logger, Now: cfg.Now, Metrics: s.metrics,
 		MinSmokeGrade: cfg.MinSmokeGrade, OnCase: func(plume.CaseID) { s.packer.Wake() }, Profiles: profiles,
