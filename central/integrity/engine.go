@@ -71,11 +71,10 @@ type Stream struct {
 	rules   []*ruleState
 	out     []Alert
 
-	started  bool
-	now      time.Time // latest time seen
-	hour     time.Time // start of the open hour
-	passes   int64     // pass index, for replay
-	lastSeen time.Time
+	started bool
+	now     time.Time // latest time seen
+	hour    time.Time // start of the open hour
+	passes  int64     // pass index, for replay
 }
 
 type ruleState struct {
@@ -105,7 +104,6 @@ func (base) hourClosed(*Stream, time.Time) {}
 func (base) tick(*Stream, time.Time)       {}
 func (base) flush(*Stream, time.Time)      {}
 func (b base) checked(n int)               { b.rs.stats.Checks += n }
-func (b base) param() *Rule                { return b.rs.rule }
 
 type detectorFactory func(rs *ruleState) detector
 

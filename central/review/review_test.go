@@ -157,9 +157,9 @@ func TestTransitions(t *testing.T) {
 		}
 	})
 	t.Run("EnforceableGate", func(t *testing.T) {
-		svc, s := newService(t, false)
+		_, s := newService(t, false)
 		gate := errors.New("clock off by 3 s")
-		svc = review.New(review.Config{Store: s, Exporter: "test", Enforceable: func(context.Context, *central.Case) error {
+		svc := review.New(review.Config{Store: s, Exporter: "test", Enforceable: func(context.Context, *central.Case) error {
 			return plume.Errorf(plume.ECONFLICT, "%v", gate)
 		}})
 		id := newCase(t, s)

@@ -36,7 +36,6 @@ type rig struct {
 	psrv    *httptest.Server
 	a, b    *fixture.Client // stations GD-SZ-0001 and GD-SZ-0002
 	secret  []byte
-	clipOK  bool
 	dataDir string
 }
 

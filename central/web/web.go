@@ -192,11 +192,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 type ctxKey struct{}
 
-func principal(r *http.Request) *auth.Principal {
-	p, _ := r.Context().Value(ctxKey{}).(*auth.Principal)
-	return p
-}
-
 // page wraps a handler: it needs a session (else a redirect to sign in),
 // the permission (when given), and for POSTs a capped body and the CSRF
 // token.
