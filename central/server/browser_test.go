@@ -125,6 +125,11 @@ func TestBrowserClosedLoop(t *testing.T) {
 		t.Fatalf("queue lacks the cases: %.300s", queueText)
 	}
 
+	// Keyboard triage: j selects the first row, Enter opens it, u goes
+	// back to the queue.
+	do("triage keys", chromedp.KeyEvent("j"), chromedp.KeyEvent("\r"), chromedp.WaitVisible("#case-status"))
+	do("back to the queue", chromedp.KeyEvent("u"), chromedp.WaitVisible("#queue"))
+
 	// 2–3. The case with real media; play the clip.
 	do("case page", chromedp.Navigate(u+"/cases/"+string(id)), chromedp.WaitVisible("#case-status"))
 	poll(`Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)`)
