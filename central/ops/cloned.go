@@ -115,6 +115,13 @@ func (c *clonedPlates) check(ctx context.Context, sg Sighting, st *central.Stati
 		}
 	}
 	c.mu.Unlock()
+	// A plate seen many times at one station and then elsewhere conflicts
+	// with every earlier sighting; one alert, against the latest of them
+	// (the least time to cover the distance), tells the officer as much
+	// without flooding the list.
+	if len(found) > 1 {
+		found = found[len(found)-1:]
+	}
 	for _, d := range found {
 		detail, _ := json.Marshal(d)
 		from, to := d.A.Time, d.B.Time
