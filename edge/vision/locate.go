@@ -39,16 +39,36 @@ type colourRange struct {
 	lo, hi gocv.Scalar  // HSV, OpenCV ranges (H 0–180)
 	edges  float64      // minimum vertical-edge density
 	floors [][2]float64 // (saturation, value) floors tried in turn (nil: lo's)
+	// bands are further HSV ranges Locate tries after the floors, for
+	// plates whose colour has drifted out of lo–hi: a colour cast from
+	// the car or the light, night exposure, the pale new-energy gradient.
+	// They are not used to name a region's colour.
+	bands []hsvBand
 }
+
+type hsvBand struct{ lo, hi gocv.Scalar }
 
 // plateColours are the HSV ranges of plate backgrounds. White and black are
 // common in scenes, so they also need dense vertical edges (characters).
 var plateColours = []colourRange{
-	{plume.PlateBlue, gocv.NewScalar(100, 70, 40, 0), gocv.NewScalar(130, 255, 255, 0), 0.04, [][2]float64{{70, 40}, {140, 100}, {110, 22}}},
-	{plume.PlateYellow, gocv.NewScalar(11, 70, 70, 0), gocv.NewScalar(34, 255, 255, 0), 0.04, [][2]float64{{70, 70}, {140, 110}}},
-	{plume.PlateGreen, gocv.NewScalar(35, 35, 70, 0), gocv.NewScalar(88, 255, 255, 0), 0.04, [][2]float64{{35, 70}, {90, 110}}},
-	{plume.PlateWhite, gocv.NewScalar(0, 0, 170, 0), gocv.NewScalar(180, 40, 255, 0), 0.10, nil},
-	{plume.PlateBlack, gocv.NewScalar(0, 0, 0, 0), gocv.NewScalar(180, 255, 55, 0), 0.10, nil},
+	{plume.PlateBlue, gocv.NewScalar(100, 70, 40, 0), gocv.NewScalar(130, 255, 255, 0), 0.04, [][2]float64{{140, 100}, {110, 22}}, []hsvBand{
+		// Blue under sodium or night light turns violet (H up to 140;
+		// this band also covers lo–hi at the (70, 40) floor);
+		// reflected green from the car turns it cyan (H down to 86, but
+		// still strongly saturated).
+		{gocv.NewScalar(100, 60, 40, 0), gocv.NewScalar(140, 255, 255, 0)},
+		{gocv.NewScalar(86, 120, 35, 0), gocv.NewScalar(140, 255, 255, 0)},
+	}},
+	{plume.PlateYellow, gocv.NewScalar(11, 70, 70, 0), gocv.NewScalar(34, 255, 255, 0), 0.04, [][2]float64{{70, 70}, {140, 110}}, nil},
+	{plume.PlateGreen, gocv.NewScalar(35, 35, 70, 0), gocv.NewScalar(88, 255, 255, 0), 0.04, [][2]float64{{35, 70}, {90, 110}}, []hsvBand{
+		// A new-energy plate at night: saturated but dark.
+		{gocv.NewScalar(50, 90, 25, 0), gocv.NewScalar(95, 255, 255, 0)},
+		// The pale end of the white-to-green gradient, in bright light
+		// barely tinted.
+		{gocv.NewScalar(55, 12, 170, 0), gocv.NewScalar(95, 255, 255, 0)},
+	}},
+	{plume.PlateWhite, gocv.NewScalar(0, 0, 170, 0), gocv.NewScalar(180, 40, 255, 0), 0.10, nil, nil},
+	{plume.PlateBlack, gocv.NewScalar(0, 0, 0, 0), gocv.NewScalar(180, 255, 55, 0), 0.10, nil, nil},
 }
 
 // Locate finds plate candidates in a BGR image.
@@ -118,10 +138,14 @@ func Locate(img gocv.Mat, opt LocateOptions) ([]Candidate, error) {
 		if floors == nil {
 			floors = [][2]float64{{cr.lo.Val2, cr.lo.Val3}}
 		}
+		var bands []hsvBand
 		for _, f := range floors {
 			lo := cr.lo
 			lo.Val2, lo.Val3 = f[0], f[1]
-			gocv.InRangeWithScalar(hsv, lo, cr.hi, &mask)
+			bands = append(bands, hsvBand{lo, cr.hi})
+		}
+		for _, b := range append(bands, cr.bands...) {
+			gocv.InRangeWithScalar(hsv, b.lo, b.hi, &mask)
 			gocv.MorphologyEx(mask, &mask, gocv.MorphOpen, openK)
 			gocv.MorphologyEx(mask, &mask, gocv.MorphClose, closeK)
 			contours := gocv.FindContours(mask, gocv.RetrievalExternal, gocv.ChainApproxSimple)

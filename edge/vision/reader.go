@@ -218,10 +218,29 @@ func (r *Reader) readCandidate(img gocv.Mat, c Candidate) (Plate, error) {
 		corners, double := quads[k/len(modes)], modes[k%len(modes)]
 		if k == len(quads)*len(modes)-1 && !refined && !c.DoubleRow {
 			// Last resort before giving up: the quad re-estimated from
-			// the character band.
+			// the characters, first their rows, then their columns
+			// within those rows.
 			refined = true
-			if q, ok := refineVertical(img, c.Corners); ok {
-				quads = append(quads, q)
+			v, ok := refineVertical(img, c.Corners)
+			if ok {
+				quads = append(quads, v)
+			}
+			// Only when the outline is not plate-shaped (440:140 is 3.1,
+			// 480:140 3.4): a mask that spilt onto the car (longer than
+			// 4.2) is trimmed to the characters, one that lost an end
+			// (shorter than 2.8) is widened; a well-shaped one, or a
+			// plate crop (94:24 is 3.9), is better left alone.
+			switch {
+			case c.Aspect > 4.2:
+				if h, ok := refineHorizontal(img, v); ok {
+					quads = append(quads, h)
+				}
+			case c.Aspect < 2.8:
+				target := 440.0 / 140
+				if c.Colour == plume.PlateGreen {
+					target = 480.0 / 140
+				}
+				quads = append(quads, widenToAspect(v, target)...)
 			}
 		}
 		rect, err := rectify(img, corners, double)
