@@ -127,6 +127,17 @@ func (r *Reader) read(ctx context.Context, img gocv.Mat, crop bool) (Result, err
 		}
 		c.Colour = classifyColour(img)
 		c.DoubleRow = c.Colour == plume.PlateYellow && c.Aspect < 2.6
+		// A crop cut tight, or loose, can lose a character at the ends
+		// of the CTC sequence: when the crop itself does not read well,
+		// it is read again with a margin and trimmed.
+		f := [4][2]float64{{0, 0}, {float64(img.Cols()), 0}, {float64(img.Cols()), float64(img.Rows())}, {0, float64(img.Rows())}}
+		for _, g := range [][2]float64{{0.04, 0.06}, {-0.03, 0}} {
+			var q [4]image.Point
+			for i, p := range growQuad(f, g[0], g[1]) {
+				q[i] = image.Pt(int(math.Round(p[0])), int(math.Round(p[1])))
+			}
+			c.Alternatives = append(c.Alternatives, q)
+		}
 		cands = []Candidate{c}
 	} else {
 		var err error
