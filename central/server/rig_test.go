@@ -227,7 +227,9 @@ func (b *browser) action(id plume.CaseID, action string, form url.Values) *http.
 // waitCase polls the store until cond holds for the case.
 func (r *rig) waitCase(tb testing.TB, id plume.CaseID, what string, cond func(*central.Case) bool) *central.Case {
 	tb.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	// Generous: under a loaded CI machine a package rebuild (PDF sheet
+	// included) can take seconds before the export may leave.
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		c, err := r.s.Store().Case(context.Background(), id)
 		if err != nil {

@@ -127,7 +127,12 @@ func TestRemoteConfiguration(t *testing.T) {
 	if h.State != central.HealthDegraded || !strings.Contains(strings.Join(h.Reasons, ";"), `configuration rejected: remote configuration: the station has no camera "side"`) {
 		t.Fatalf("central judged %s: %v", h.State, h.Reasons)
 	}
-	as := alerts(t, r, central.AlertFilter{Source: central.AlertConfig})
+	// The alert is raised beside the health judgement; give it a moment.
+	var as []*central.Alert
+	agenttest.WaitFor(t, 10*time.Second, "the configuration alert", func() (bool, string) {
+		as = alerts(t, r, central.AlertFilter{Source: central.AlertConfig})
+		return len(as) > 0, ""
+	})
 	if len(as) != 1 || !strings.Contains(as[0].Explanation, `no camera "side"`) || !strings.Contains(as[0].Explanation, dc.Hash[:12]) {
 		t.Fatalf("config alerts: %+v", as)
 	}
