@@ -25,8 +25,10 @@ package vision
 // grille, glass or chrome highlights), how ragged its outline is, and its
 // size. A logistic model over these features (weights in smokeWeights,
 // fitted by fitSmokeModel; see models/smoke/README.md) gives each component
-// a score in [0, 1]. The frame is smoky when a component's score reaches
-// the threshold and its grade reaches MinGrade.
+// a score in [0, 1]. With SmokeOptions.Classifier set, a small CNN on an
+// image patch around each component gives the score instead (smoke_cnn.go;
+// the default of `plume-edge smoke`). The frame is smoky when a
+// component's score reaches the threshold and its grade reaches MinGrade.
 //
 // # Ringelmann grade
 //
@@ -58,8 +60,12 @@ type SmokeOptions struct {
 	// frame smoky (0 means 1). It comes from the limit profile.
 	MinGrade int
 	// Threshold is the plume score, 0–1, at which a plume counts (0 means
-	// DefaultSmokeThreshold).
+	// DefaultSmokeThreshold, or DefaultSmokeCNNThreshold with a
+	// Classifier).
 	Threshold float64
+	// Classifier, when set, re-scores the candidate plumes with the patch
+	// CNN (models/smoke) instead of the logistic model.
+	Classifier *SmokeClassifier
 }
 
 // DefaultSmokeThreshold is the default plume score threshold: the lowest
@@ -80,6 +86,9 @@ func (o SmokeOptions) withDefaults() SmokeOptions {
 	}
 	if o.Threshold <= 0 {
 		o.Threshold = DefaultSmokeThreshold
+		if o.Classifier != nil {
+			o.Threshold = DefaultSmokeCNNThreshold
+		}
 	}
 	return o
 }
@@ -463,7 +472,17 @@ func DetectSmoke(img gocv.Mat, opt SmokeOptions) (SmokeResult, error) {
 	if err != nil {
 		return SmokeResult{}, fmt.Errorf("detect smoke: %w", err)
 	}
-	return verdict(f, feats, opt), nil
+	scores := make([]float64, len(feats))
+	if opt.Classifier != nil {
+		if scores, err = cnnScores(opt.Classifier, img, f, feats); err != nil {
+			return SmokeResult{}, fmt.Errorf("detect smoke: %w", err)
+		}
+	} else {
+		for i, ft := range feats {
+			scores[i] = smokeScore(ft)
+		}
+	}
+	return verdict(f, feats, scores, opt), nil
 }
 
 // DetectSmokeImage decodes JPEG or PNG data and looks for
@@ -477,12 +496,12 @@ func DetectSmokeImage(data []byte, opt SmokeOptions) (SmokeResult, error) {
 	return DetectSmoke(img, opt)
 }
 
-// verdict scores the components and decides.
-func verdict(f *workFrame, feats []smokeFeatures, opt SmokeOptions) SmokeResult {
+// verdict decides from the components and their scores.
+func verdict(f *workFrame, feats []smokeFeatures, scores []float64, opt SmokeOptions) SmokeResult {
 	res := SmokeResult{Boxes: []SmokeBox{}}
 	best := 0.0
-	for _, ft := range feats {
-		s := smokeScore(ft)
+	for i, ft := range feats {
+		s := scores[i]
 		best = max(best, s)
 		g := Ringelmann(ft.blackness)
 		if s < opt.Threshold || g < opt.MinGrade {

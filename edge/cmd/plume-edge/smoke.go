@@ -2,8 +2,8 @@ package main
 
 // The smoke and eval-smoke commands:
 //
-//	plume-edge smoke [-min-grade N] [-threshold S] IMAGE...   black smoke in stills, JSON
-//	plume-edge eval-smoke [-data DIR] [-scenes DIR]            accuracy on stills and generated video
+//	plume-edge smoke [-min-grade N] [-threshold S] [-model CNN.onnx] IMAGE...   black smoke in stills, JSON
+//	plume-edge eval-smoke [-data DIR] [-scenes DIR] [-smoke-model CNN.onnx]      accuracy on stills and generated video
 
 import (
 	"context"
@@ -32,7 +32,8 @@ func runSmoke(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("plume-edge smoke", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	minGrade := fs.Int("min-grade", 1, "Ringelmann grade a plume must reach to count (from the limit profile)")
-	threshold := fs.Float64("threshold", vision.DefaultSmokeThreshold, "plume score threshold, 0–1")
+	threshold := fs.Float64("threshold", 0, "plume score threshold, 0–1 (0: the model's default operating threshold)")
+	model := fs.String("model", "", "smoke patch classifier ONNX (default: $PLUME_SMOKE_MODEL, then models/smoke/smoke-cnn.onnx found upwards); \"none\": the logistic model")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: plume-edge smoke [flags] IMAGE...")
 		fs.PrintDefaults()
@@ -48,6 +49,14 @@ func runSmoke(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errors.New("smoke: -min-grade must be 0–5 and -threshold 0–1")
 	}
 	opt := vision.SmokeOptions{MinGrade: *minGrade, Threshold: *threshold}
+	c, err := openSmokeModel(*model)
+	if err != nil {
+		return fmt.Errorf("smoke: %w", err)
+	}
+	if c != nil {
+		defer c.Close()
+		opt.Classifier = c
+	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	failed := 0
@@ -74,6 +83,18 @@ func runSmoke(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("smoke: %d of %d image(s) failed", failed, fs.NArg())
 	}
 	return nil
+}
+
+// openSmokeModel opens the smoke patch classifier named by a -model flag:
+// "none" selects the logistic model (nil), anything else is resolved by
+// vision.FindSmokeModel. The classifier is the default because it is the
+// better of the two on the honest splits (models/smoke/README.md); a
+// missing or bad file is an error, never a silent fall-back.
+func openSmokeModel(flagValue string) (*vision.SmokeClassifier, error) {
+	if flagValue == "none" {
+		return nil, nil
+	}
+	return vision.OpenSmokeClassifier(vision.FindSmokeModel(flagValue))
 }
 
 func smokeFile(path string, opt vision.SmokeOptions) (vision.SmokeResult, error) {
@@ -140,7 +161,7 @@ func ratio(a, n int) float64 {
 }
 
 var stillsDefinitions = map[string]string{
-	"unit":      "one image; predicted smoky when `plume-edge smoke` says smoky (a plume with score >= threshold and Ringelmann grade >= min-grade)",
+	"unit":      "one image; predicted smoky when `plume-edge smoke` says smoky (its best candidate plume with Ringelmann grade >= min-grade scores >= threshold)",
 	"positive":  "smoke/web (every image has a smoke box), smoke/overpass-video and smoke/cctv images with a class-1 (smoky vehicle) box",
 	"negative":  "plates/tollbooth and plates/ccpd (vehicles without smoke), and smoke-folder images without a class-1 box",
 	"precision": "TP / (TP + FP)",
@@ -235,12 +256,26 @@ func runSmokeEval(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	scenes := fs.String("scenes", "", "folder of generated scenes (clips + ground truth) to evaluate; empty skips video")
 	stills := fs.Bool("stills", true, "evaluate the labelled stills")
 	minGrade := fs.Int("min-grade", 1, "Ringelmann grade a plume must reach to count")
-	threshold := fs.Float64("threshold", vision.DefaultSmokeThreshold, "plume score threshold, 0–1")
+	threshold := fs.Float64("threshold", 0, "plume score threshold, 0–1 (0: the model's default operating threshold)")
+	smokeModel := fs.String("smoke-model", "", "smoke patch classifier ONNX for the stills (default: as `plume-edge smoke -model`); \"none\": the logistic model")
 	plateModel := fs.String("plate-model", "", "plate recogniser ONNX for the plate read rate (empty: no plate reading)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *threshold < 0 || *threshold > 1 {
+		return errors.New("eval-smoke: -threshold must be 0–1")
+	}
 	opt := vision.SmokeOptions{MinGrade: *minGrade, Threshold: *threshold}
+	if *stills {
+		c, err := openSmokeModel(*smokeModel)
+		if err != nil {
+			return fmt.Errorf("eval-smoke: %w", err)
+		}
+		if c != nil {
+			defer c.Close()
+			opt.Classifier = c
+		}
+	}
 	out := map[string]any{}
 	if *stills {
 		dir := *data
