@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"image"
 	"math"
-	"os"
 	"slices"
 	"sync"
 
@@ -53,43 +52,19 @@ type Recogniser struct {
 // OpenRecogniser loads an ONNX recogniser from path after validating the
 // file (see checkONNX) and running one inference to check the output shape.
 func OpenRecogniser(path string) (*Recogniser, error) {
-	st, err := os.Stat(path)
+	data, err := readModelFile(path, maxModelBytes)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadModel, err)
-	}
-	if !st.Mode().IsRegular() || st.Size() == 0 || st.Size() > maxModelBytes {
-		return nil, fmt.Errorf("%w: %s: not a regular file of 1 byte to %d MiB", ErrBadModel, path, maxModelBytes>>20)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadModel, err)
+		return nil, err
 	}
 	return NewRecogniser(data)
 }
 
 // NewRecogniser loads an ONNX recogniser from bytes; see OpenRecogniser.
 func NewRecogniser(model []byte) (*Recogniser, error) {
-	if len(model) == 0 || len(model) > maxModelBytes {
-		return nil, fmt.Errorf("%w: %d bytes", ErrBadModel, len(model))
-	}
-	info, err := checkONNX(model)
+	net, err := loadONNX(model, maxModelBytes, []int64{1, 3, InputH, InputW})
 	if err != nil {
 		return nil, err
 	}
-	want := []int64{1, 3, InputH, InputW}
-	if !slices.Equal(info.inputShape, want) {
-		return nil, fmt.Errorf("%w: input shape %v, want %v", ErrBadModel, info.inputShape, want)
-	}
-	net, err := gocv.ReadNetFromONNXBytes(model)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadModel, err)
-	}
-	if net.Empty() {
-		net.Close()
-		return nil, fmt.Errorf("%w: opencv loaded an empty network", ErrBadModel)
-	}
-	_ = net.SetPreferableBackend(gocv.NetBackendOpenCV)
-	_ = net.SetPreferableTarget(gocv.NetTargetCPU)
 	r := &Recogniser{net: net}
 	blob := gocv.NewMatWithSizesWithScalar([]int{1, 3, InputH, InputW}, gocv.MatTypeCV32F, gocv.NewScalar(0, 0, 0, 0))
 	defer blob.Close()

@@ -17,8 +17,6 @@ import (
 	"fmt"
 	"image"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 
@@ -66,16 +64,9 @@ type SmokeClassifier struct {
 // validating the file (see checkONNX) and running one inference to check
 // the output shape. It returns ErrBadModel for anything else.
 func OpenSmokeClassifier(path string) (*SmokeClassifier, error) {
-	st, err := os.Stat(path)
+	data, err := readModelFile(path, maxSmokeModelBytes)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadModel, err)
-	}
-	if !st.Mode().IsRegular() || st.Size() == 0 || st.Size() > maxSmokeModelBytes {
-		return nil, fmt.Errorf("%w: %s: not a regular file of 1 byte to %d MiB", ErrBadModel, path, maxSmokeModelBytes>>20)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadModel, err)
+		return nil, err
 	}
 	return NewSmokeClassifier(data)
 }
@@ -83,27 +74,10 @@ func OpenSmokeClassifier(path string) (*SmokeClassifier, error) {
 // NewSmokeClassifier loads the patch classifier from ONNX bytes; see
 // OpenSmokeClassifier.
 func NewSmokeClassifier(model []byte) (*SmokeClassifier, error) {
-	if len(model) == 0 || len(model) > maxSmokeModelBytes {
-		return nil, fmt.Errorf("%w: %d bytes", ErrBadModel, len(model))
-	}
-	info, err := checkONNX(model)
+	net, err := loadONNX(model, maxSmokeModelBytes, []int64{1, 3, SmokePatchSide, SmokePatchSide})
 	if err != nil {
 		return nil, err
 	}
-	want := []int64{1, 3, SmokePatchSide, SmokePatchSide}
-	if !slices.Equal(info.inputShape, want) {
-		return nil, fmt.Errorf("%w: input shape %v, want %v", ErrBadModel, info.inputShape, want)
-	}
-	net, err := gocv.ReadNetFromONNXBytes(model)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadModel, err)
-	}
-	if net.Empty() {
-		net.Close()
-		return nil, fmt.Errorf("%w: opencv loaded an empty network", ErrBadModel)
-	}
-	_ = net.SetPreferableBackend(gocv.NetBackendOpenCV)
-	_ = net.SetPreferableTarget(gocv.NetTargetCPU)
 	c := &SmokeClassifier{net: net}
 	blob := gocv.NewMatWithSizesWithScalar([]int{1, 3, SmokePatchSide, SmokePatchSide}, gocv.MatTypeCV32F, gocv.NewScalar(0, 0, 0, 0))
 	defer blob.Close()
@@ -239,25 +213,5 @@ const DefaultSmokeModel = "models/smoke/smoke-cnn.onnx"
 // path is used as is; then $PLUME_SMOKE_MODEL; then DefaultSmokeModel
 // looked up from the working directory upwards.
 func FindSmokeModel(explicit string) string {
-	if explicit != "" {
-		return explicit
-	}
-	if env := os.Getenv("PLUME_SMOKE_MODEL"); env != "" {
-		return env
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return DefaultSmokeModel
-	}
-	for {
-		p := filepath.Join(dir, DefaultSmokeModel)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return DefaultSmokeModel
-		}
-		dir = parent
-	}
+	return findModel(explicit, "PLUME_SMOKE_MODEL", DefaultSmokeModel)
 }
