@@ -1,7 +1,6 @@
 package integrity
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -112,7 +111,7 @@ var ruleIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 // silently ignored.
 func ParseRules(b []byte) (*RuleSet, error) {
 	var rs RuleSet
-	if err := decodeStrict(b, &rs); err != nil {
+	if err := firmwareconfig.DecodeStrict(b, &rs); err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
 	if err := rs.compile(); err != nil {
@@ -226,25 +225,6 @@ func (rs *RuleSet) compile() error {
 	return nil
 }
 
-// decodeStrict decodes one YAML document into v, rejecting unknown fields
-// and trailing documents. (edge/config has the same helper; central keeps
-// its own so that it never imports edge code.)
-func decodeStrict(b []byte, v any) error {
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
-			return plume.Errorf(plume.EINVALID, "empty document")
-		}
-		return plume.Errorf(plume.EINVALID, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	var extra any
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return plume.Errorf(plume.EINVALID, "more than one YAML document")
-	}
-	return nil
-}
-
 // decodeParams decodes a rule's params node strictly into p, which holds
 // the defaults on entry. An absent params block keeps every default.
 func decodeParams(n *yaml.Node, p any) error {
@@ -258,7 +238,7 @@ func decodeParams(n *yaml.Node, p any) error {
 	if err != nil {
 		return fmt.Errorf("params: %w", err)
 	}
-	if err := decodeStrict(b, p); err != nil {
+	if err := firmwareconfig.DecodeStrict(b, p); err != nil {
 		return fmt.Errorf("params: %w", err)
 	}
 	return nil

@@ -2,18 +2,15 @@
 // the shipped ones embedded from firmware-config/profiles, looked up by
 // "name@version" as verdicts cite them. Central needs them for the
 // repeat-exceedance rule (plume.Repeat) and to show limits; it does not
-// re-judge passes. The decoder is central's own, so central imports nothing
-// from edge/.
+// re-judge passes. Profiles are decoded by firmwareconfig.DecodeProfile, as
+// on the edge.
 package profile
 
 import (
-	"bytes"
 	"fmt"
 	"io/fs"
 	"path"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/plume-emissions/plume"
 	firmwareconfig "github.com/plume-emissions/plume/firmware-config"
@@ -28,21 +25,6 @@ type Set struct {
 	byRef map[string]*plume.LimitProfile
 }
 
-// Decode parses and validates one profile file; unknown fields are
-// rejected.
-func Decode(b []byte) (*plume.LimitProfile, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	var p plume.LimitProfile
-	if err := dec.Decode(&p); err != nil {
-		return nil, plume.Errorf(plume.EINVALID, "profile: %v", err)
-	}
-	if err := p.Validate(); err != nil {
-		return nil, err
-	}
-	return &p, nil
-}
-
 // Load reads every profiles/*.yaml of fsys.
 func Load(fsys fs.FS) (*Set, error) {
 	names, err := fs.Glob(fsys, "profiles/*.yaml")
@@ -55,7 +37,7 @@ func Load(fsys fs.FS) (*Set, error) {
 		if err != nil {
 			return nil, fmt.Errorf("load profiles: %w", err)
 		}
-		p, err := Decode(b)
+		p, err := firmwareconfig.DecodeProfile(b)
 		if err != nil {
 			return nil, fmt.Errorf("load profile %s: %w", path.Base(n), err)
 		}

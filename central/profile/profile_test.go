@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/plume-emissions/plume/central/profile"
+	firmwareconfig "github.com/plume-emissions/plume/firmware-config"
 )
 
 func TestEmbedded(t *testing.T) {
@@ -25,7 +26,7 @@ func TestEmbedded(t *testing.T) {
 }
 
 func TestDecodeRejectsUnknownFields(t *testing.T) {
-	if _, err := profile.Decode([]byte("name: x\nversion: '1'\nbogus: 1\n")); err == nil {
+	if _, err := firmwareconfig.DecodeProfile([]byte("name: x\nversion: '1'\nbogus: 1\n")); err == nil {
 		t.Fatal("unknown field accepted")
 	}
 }

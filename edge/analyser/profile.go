@@ -1,10 +1,7 @@
 package analyser
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"regexp"
@@ -12,9 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/plume-emissions/plume"
+	firmwareconfig "github.com/plume-emissions/plume/firmware-config"
 )
 
 // Plume measurement fields that a device profile maps device codes and keys
@@ -183,18 +179,9 @@ func LoadProfile(path string) (*Profile, error) {
 // DecodeProfile parses a device profile from YAML, rejecting unknown
 // fields, and validates it.
 func DecodeProfile(b []byte) (*Profile, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
 	var p Profile
-	if err := dec.Decode(&p); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, plume.Errorf(plume.EINVALID, "device profile: empty document")
-		}
-		return nil, plume.Errorf(plume.EINVALID, "device profile: %v", err)
-	}
-	var extra any
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, plume.Errorf(plume.EINVALID, "device profile: more than one YAML document")
+	if err := firmwareconfig.DecodeStrict(b, &p); err != nil {
+		return nil, plume.Errorf(plume.EINVALID, "device profile: %s", plume.ErrorMessage(err))
 	}
 	if err := p.Validate(); err != nil {
 		return nil, err

@@ -8,8 +8,6 @@
 package config
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -20,8 +18,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/plume-emissions/plume"
 	firmwareconfig "github.com/plume-emissions/plume/firmware-config"
@@ -187,7 +183,7 @@ func load(fsys fs.FS, name, source string) (*Loaded, error) {
 		return nil, err
 	}
 	l := &Loaded{Source: source, Profiles: plume.ProfileSet{}}
-	if err := DecodeStrict(b, &l.Station); err != nil {
+	if err := firmwareconfig.DecodeStrict(b, &l.Station); err != nil {
 		return nil, fmt.Errorf("%s: %w", source, err)
 	}
 	if err := l.Station.Validate(); err != nil {
@@ -200,7 +196,7 @@ func load(fsys fs.FS, name, source string) (*Loaded, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: profile for %s: %w", source, fuel, err)
 		}
-		p, err := DecodeProfile(pb)
+		p, err := firmwareconfig.DecodeProfile(pb)
 		if err != nil {
 			return nil, fmt.Errorf("%s: profile %s: %w", source, ref, err)
 		}
@@ -284,36 +280,6 @@ func (s *Station) EnrollmentPath() string {
 		return s.Enrollment
 	}
 	return filepath.Join(s.DataDir, s.Enrollment)
-}
-
-// DecodeProfile parses and validates a limit profile file.
-func DecodeProfile(b []byte) (*plume.LimitProfile, error) {
-	var p plume.LimitProfile
-	if err := DecodeStrict(b, &p); err != nil {
-		return nil, err
-	}
-	if err := p.Validate(); err != nil {
-		return nil, err
-	}
-	return &p, nil
-}
-
-// DecodeStrict decodes one YAML document into v, rejecting unknown fields
-// and trailing documents.
-func DecodeStrict(b []byte, v any) error {
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
-			return plume.Errorf(plume.EINVALID, "empty document")
-		}
-		return plume.Errorf(plume.EINVALID, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	var extra any
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return plume.Errorf(plume.EINVALID, "more than one YAML document")
-	}
-	return nil
 }
 
 const maxConfigFile = 1 << 20

@@ -43,7 +43,7 @@ func TestShippedProfiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := config.DecodeProfile(b)
+			p, err := firmwareconfig.DecodeProfile(b)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -127,18 +127,6 @@ func TestLoad(t *testing.T) {
 			}
 		})
 	}
-}
-
-func FuzzDecodeProfile(f *testing.F) {
-	b, _ := os.ReadFile("../../firmware-config/profiles/hj845-2017-diesel.yaml")
-	f.Add(b)
-	f.Add([]byte("name: x\nlimits: [{pollutant: no, max: .nan}]"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		p, err := config.DecodeProfile(b)
-		if err == nil && p.Validate() != nil {
-			t.Fatal("decoded profile does not validate")
-		}
-	})
 }
 
 func TestLoadAbsoluteReferences(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/plume-emissions/plume"
+	firmwareconfig "github.com/plume-emissions/plume/firmware-config"
 )
 
 // RemoteFile is the name, in the data directory, of the last good remote
@@ -45,7 +46,7 @@ func HashRemote(body []byte) string {
 // changed when it fails: the error is the reason reported to central.
 func ApplyRemote(base *Loaded, body []byte) (*Loaded, error) {
 	var r Remote
-	if err := DecodeStrict(body, &r); err != nil {
+	if err := firmwareconfig.DecodeStrict(body, &r); err != nil {
 		return nil, plume.Errorf(plume.EINVALID, "remote configuration: %s", plume.ErrorMessage(err))
 	}
 	next := *base
