@@ -1,8 +1,11 @@
 // Package firmwareconfig embeds Plume's shipped configuration data — station
 // files, limit profiles and analyser device profiles — so that the binaries
 // run on these defaults with nothing else installed. The files themselves
-// are the documentation of the formats; edge/config loads and checks them,
-// and central/integrity loads the integrity rules.
+// are the documentation of the formats. DecodeStrict and DecodeProfile are
+// the one way every configuration file is read, on the edge and at central
+// alike; edge/config loads and checks whole station files (the validator
+// operators run is `plume-edge check-config`), and central/integrity loads
+// the integrity rules.
 package firmwareconfig
 
 import "embed"
