@@ -21,44 +21,8 @@ func refineVertical(img gocv.Mat, q [4]image.Point) ([4]image.Point, bool) {
 		f[i] = [2]float64{float64(p.X), float64(p.Y)}
 	}
 	g := growQuad(f, 0, 0.4)
-	var gp [4]image.Point
-	for i, p := range g {
-		gp[i] = image.Pt(int(math.Round(p[0])), int(math.Round(p[1])))
-	}
-	lim := 4 * max(img.Cols(), img.Rows())
-	for _, p := range gp {
-		if p.X < -lim || p.Y < -lim || p.X > lim || p.Y > lim {
-			return q, false
-		}
-	}
-	if quadArea(gp) < 16 {
-		return q, false
-	}
-	src := make([]gocv.Point2f, 4)
-	for i, p := range gp {
-		src[i] = gocv.Point2f{X: float32(p.X), Y: float32(p.Y)}
-	}
-	dst := []gocv.Point2f{{X: 0, Y: 0}, {X: w, Y: 0}, {X: w, Y: h}, {X: 0, Y: h}}
-	sv := gocv.NewPoint2fVectorFromPoints(src)
-	defer sv.Close()
-	dv := gocv.NewPoint2fVectorFromPoints(dst)
-	defer dv.Close()
-	m := gocv.GetPerspectiveTransform2f(sv, dv)
-	defer m.Close()
-	warped := gocv.NewMat()
-	defer warped.Close()
-	gocv.WarpPerspectiveWithParams(img, &warped, m, image.Pt(w, h), gocv.InterpolationLinear, gocv.BorderReplicate, color.RGBA{})
-	gray := gocv.NewMat()
-	defer gray.Close()
-	gocv.CvtColor(warped, &gray, gocv.ColorBGRToGray)
-	sob := gocv.NewMat()
-	defer sob.Close()
-	gocv.Sobel(gray, &sob, gocv.MatTypeCV16S, 1, 0, 3, 1, 0, gocv.BorderReplicate)
-	abs := gocv.NewMat()
-	defer abs.Close()
-	gocv.ConvertScaleAbs(sob, &abs, 1, 0)
-	data := abs.ToBytes()
-	if len(data) != w*h {
+	data, ok := verticalEdges(img, g, w, h)
+	if !ok {
 		return q, false
 	}
 	rows := make([]float64, h)
