@@ -67,20 +67,24 @@ func (o *Officer) Sees(station plume.StationID) bool {
 	return len(o.Stations) == 0 || slices.Contains(o.Stations, station)
 }
 
+// Scope returns the stations a list filtered on station (empty: any) may
+// show this officer: nil for no limit, the officer's stations, or a
+// station list that matches nothing when station is out of scope.
+func (o *Officer) Scope(station plume.StationID) []plume.StationID {
+	switch {
+	case o == nil || len(o.Stations) == 0:
+		return nil
+	case station == "":
+		return slices.Clone(o.Stations)
+	case !o.Sees(station):
+		return []plume.StationID{"\x00none"}
+	}
+	return nil // the filter's own station, which the officer sees
+}
+
 // ScopeCases narrows a case filter to the officer's stations. A filter
 // asking for a station the officer may not see matches nothing.
-func (o *Officer) ScopeCases(f *CaseFilter) {
-	if o == nil || len(o.Stations) == 0 {
-		return
-	}
-	if f.Station != "" {
-		if !o.Sees(f.Station) {
-			f.Stations = []plume.StationID{"\x00none"}
-		}
-		return
-	}
-	f.Stations = slices.Clone(o.Stations)
-}
+func (o *Officer) ScopeCases(f *CaseFilter) { f.Stations = o.Scope(f.Station) }
 
 // Permission is one thing an officer may do.
 type Permission string

@@ -421,13 +421,7 @@ func (h *Handler) listPasses(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	if len(o.Stations) > 0 {
-		if f.Station != "" && !o.Sees(f.Station) {
-			f.Stations = []plume.StationID{"\x00none"}
-		} else {
-			f.Stations = o.Stations
-		}
-	}
+	f.Stations = o.Scope(f.Station)
 	rows, next, err := h.cfg.Store.Passes(r.Context(), f)
 	if err != nil {
 		h.writeError(w, r, err)
