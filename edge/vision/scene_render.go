@@ -392,26 +392,15 @@ func (s *Scene) Next() (gocv.Mat, bool, error) {
 			continue
 		}
 		full := s.fullRect(v, f)
-		pw, ph := max(24, full.Dx()*45/100), max(8, full.Dy()*11/100)
-		pr := image.Rect(full.Min.X+(full.Dx()-pw)/2, full.Min.Y+full.Dy()*66/100, full.Min.X+(full.Dx()+pw)/2, full.Min.Y+full.Dy()*66/100+ph)
+		// A GA 36 plate (440×140 mm) 45 % of the vehicle's width, centred
+		// two thirds down its rear.
+		pw := max(24, full.Dx()*45/100)
+		ph := pw * 140 / 440
+		pr := image.Rect(full.Min.X+(full.Dx()-pw)/2, full.Min.Y+full.Dy()*64/100, full.Min.X+(full.Dx()+pw)/2, full.Min.Y+full.Dy()*64/100+ph)
 		if !pr.In(image.Rect(0, 0, w, h)) {
 			continue
 		}
-		blue := color.RGBA{R: byte(30 * gain), G: byte(60 * gain), B: byte(200 * gain), A: 255}
-		gocv.Rectangle(&out, pr, blue, -1)
-		// The province glyph (from the atlas, see scene_plate.go) in the
-		// first seventh, the rest in Hershey text.
-		rs := []rune(v.Plate)
-		rest := string(rs[1:])
-		ink := float64(240 * gain)
-		gw := pw / 7
-		drawProvince(&out, image.Rect(pr.Min.X+pw/30, pr.Min.Y+ph/10, pr.Min.X+pw/30+gw, pr.Max.Y-ph/10), rs[0], [3]float64{ink, ink, ink})
-		tw := pw - gw - pw/15
-		scale := float64(ph) / 30
-		if sz := gocv.GetTextSize(rest, gocv.FontHersheySimplex, scale, max(1, int(scale*2))); sz.X > tw*9/10 {
-			scale *= float64(tw*9/10) / float64(sz.X) // fit the text inside the plate
-		}
-		gocv.PutText(&out, rest, image.Pt(pr.Min.X+pw/30+gw+pw/30, pr.Max.Y-ph/5), gocv.FontHersheySimplex, scale, color.RGBA{R: byte(ink), G: byte(ink), B: byte(ink), A: 255}, max(1, int(scale*2)))
+		drawPlate(&out, pr, v.Plate, float64(gain))
 	}
 	if s.spec.Case == SceneNight {
 		// Headlights of oncoming traffic flare the far left.

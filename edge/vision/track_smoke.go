@@ -11,7 +11,10 @@ package vision
 // against it, so early vehicles are tracked too. From then on a running
 // mean (learning fast where the frame matches it and slowly where
 // something moves) absorbs everything static: wet patches, stains, tree
-// shadows. A global gain, the median ratio of frame to background, follows
+// shadows. It learns nothing where a tracked vehicle, or the region behind
+// it, differs from it: a shadow or plume travelling with the vehicle,
+// slowly learnt, would fade from its leading edge and look graded like a
+// plume. A global gain, the median ratio of frame to background, follows
 // changing light.
 //
 // Vehicles are found by motion: pixels that differ from the background by
@@ -19,7 +22,9 @@ package vision
 // lights and plates; smoke has none). A closing joins them into one blob
 // per vehicle; a blob counts when its edges fill a fifth of its box or 40 %
 // of the box differs from the background (a plain dark body has edges only
-// on its outline). At night (most of the background below 2 % linear
+// on its outline). Blobs stacked one above the other across most of their
+// width are joined: they are parts of one vehicle whose body barely
+// differs from the road. At night (most of the background below 2 % linear
 // luminance) only lights, plate and lit outline show: a wide closing joins
 // the two tail lights and the plate. Blobs are tracked by their nearest
 // centre from frame to frame, giving stable IDs; each track knows its lane
@@ -29,21 +34,26 @@ package vision
 // wide as the vehicle and as deep as 0.9 of its height, only while the
 // track is vehicle-sized (at least 0.45 of its lane wide, not flatter than
 // 0.3, not cut by the top of the frame: a fragment of a car would take the
-// rest of the car for a plume). Plume pixels are darker than the local
+// rest of the car for a plume) and the box is mostly in view. A dense
+// plume can join the vehicle's blob and stretch it downwards over itself,
+// so a box much taller than the track's usual height-to-width ratio is cut
+// to it first. Plume pixels are darker than the local
 // background by at least 12 %, achromatic, and outside the vehicle blob. A
 // frame shows a plume when they fill at least 6 % of the box and
 //
 //   - the blob's edge is soft relative to its contrast (a hard-edged dark
 //     shape is a shadow),
-//   - its darkness varies (spread P99 − P20 ≥ 0.08) and fewer than 75 % of
-//     its pixels lie within ±0.05 of its median blackness (a cast shadow
-//     darkens the road by one factor; a plume thins out from its core),
+//   - its darkness varies (spread P99 − P20 ≥ 0.08) and, averaged over 3×3
+//     pixels against sensor noise, fewer than 75 % of its pixels lie
+//     within ±15 % of its median blackness (a cast shadow darkens the road
+//     by one factor; a plume thins out from its core),
 //   - the box is not brightened (spray and wet tyre tracks are white mist
 //     and reflections, short-lived behind the wheels; soot only darkens).
 //
 // A track is smoky when it crossed the trigger line and at least 35 % of
-// its frames in view (and at least 6) show a plume: appearance in one frame
-// combined with persistence over time.
+// the frames in which the region behind it was examined (and at least 6)
+// show a plume: appearance in one frame combined with persistence over
+// time.
 //
 // # Ringelmann grade
 //
@@ -93,7 +103,8 @@ type VehicleTrack struct {
 	Box        image.Rectangle `json:"box"` // last box, full-frame pixels
 	CrossBox   image.Rectangle `json:"cross_box"`
 	Frames     int             `json:"frames"`
-	Plume      int             `json:"plume_frames"` // frames that showed a plume
+	Judged     int             `json:"judged_frames"` // frames in which the region behind it was examined
+	Plume      int             `json:"plume_frames"`  // of those, frames that showed a plume
 	Smoky      bool            `json:"smoky"`
 	Grade      int             `json:"grade"`
 	Blackness  float64         `json:"blackness"`
@@ -105,6 +116,7 @@ type VehicleTrack struct {
 	lost      int
 	cx, cy    float64
 	bestBlack float64
+	aspects   []float64 // height / width of the last blobs
 }
 
 // TrackerStats count what a tracker has seen.
@@ -265,11 +277,19 @@ func (t *SmokeTracker) step(f *workFrame, at time.Time) []*VehicleTrack {
 		return nil
 	}
 
-	// Update the background: fast where it matches, slowly elsewhere.
+	// Update the background: fast where it matches, slowly elsewhere, and
+	// not at all where a tracked vehicle or the region behind it differs
+	// from it. A vehicle's shadow or plume travels with it; learnt into
+	// the background while it passes, it would fade from its leading edge
+	// and look graded like a plume.
+	held := t.heldRegion()
 	for i := 0; i < n; i++ {
 		a := float32(0.05)
 		if rel[i] > 0.1 || rel[i] < -0.1 {
 			a = 0.003
+			if held[i] {
+				continue
+			}
 		}
 		t.bg[i] += a * (f.y[i]/gain - t.bg[i])
 	}
@@ -280,6 +300,23 @@ func (t *SmokeTracker) step(f *workFrame, at time.Time) []*VehicleTrack {
 		}
 	}
 	return ended
+}
+
+// heldRegion marks the live tracks' boxes and the regions behind them
+// (as deep as the box again), in work pixels.
+func (t *SmokeTracker) heldRegion() []bool {
+	held := make([]bool, t.w*t.h)
+	frame := image.Rect(0, 0, t.w, t.h)
+	for _, tr := range t.live {
+		b := image.Rect(int(float64(tr.Box.Min.X)/t.scale), int(float64(tr.Box.Min.Y)/t.scale), int(float64(tr.Box.Max.X)/t.scale), int(float64(tr.Box.Max.Y)/t.scale))
+		r := image.Rect(b.Min.X-b.Dx()/4, b.Min.Y, b.Max.X+b.Dx()/4, b.Max.Y+b.Dy()).Intersect(frame)
+		for y := r.Min.Y; y < r.Max.Y; y++ {
+			for x := r.Min.X; x < r.Max.X; x++ {
+				held[y*t.w+x] = true
+			}
+		}
+	}
+	return held
 }
 
 // blobs returns vehicle-sized boxes of moving edges, in work pixels.
@@ -321,7 +358,34 @@ func (t *SmokeTracker) blobs(moving []byte, rel []float32, night bool) ([]image.
 		}
 		out = append(out, image.Rect(x, y, x+w, y+h))
 	}
-	return out, nil
+	return mergeStacked(out), nil
+}
+
+// mergeStacked joins blobs that lie one above the other, overlapping or
+// nearly touching, across most of the narrower one's width: the parts of
+// one vehicle whose body barely differs from the road (a red car on grey
+// asphalt splits at its tail lights). Two vehicles in one lane are never
+// that close in a rear view; the upper part on its own would see the rest
+// of its own vehicle as a dark plume below it.
+func mergeStacked(boxes []image.Rectangle) []image.Rectangle {
+	for merged := true; merged; {
+		merged = false
+		for i := 0; i < len(boxes) && !merged; i++ {
+			for j := i + 1; j < len(boxes); j++ {
+				a, b := boxes[i], boxes[j]
+				ox := min(a.Max.X, b.Max.X) - max(a.Min.X, b.Min.X)
+				gap := max(a.Min.Y, b.Min.Y) - min(a.Max.Y, b.Max.Y)
+				if ox*10 < 6*min(a.Dx(), b.Dx()) || gap*8 > min(a.Dy(), b.Dy()) {
+					continue
+				}
+				boxes[i] = a.Union(b)
+				boxes = append(boxes[:j], boxes[j+1:]...)
+				merged = true
+				break
+			}
+		}
+	}
+	return boxes
 }
 
 // changedFill reports whether at least frac of r's pixels differ from the
@@ -404,6 +468,22 @@ func (t *SmokeTracker) associate(blobs []image.Rectangle, at time.Time) []*Vehic
 func (t *SmokeTracker) update(tr *VehicleTrack, b image.Rectangle, at time.Time) {
 	tr.lost = 0
 	tr.Frames++
+	// A dense plume has edges of its own and can join the vehicle's blob,
+	// stretching the box downwards over the plume (and delaying the rear's
+	// crossing). The vehicle's own height is a low height-to-width ratio
+	// of the last frames (the vehicle alone); a box much taller than that
+	// is cut to it.
+	// Only boxes clear of the frame's edges show the whole vehicle.
+	ar := float64(b.Dy()) / float64(max(1, b.Dx()))
+	if b.Min.Y > 0 && b.Max.Y < t.h-1 && b.Min.X > 0 && b.Max.X < t.w-1 {
+		tr.aspects = append(tr.aspects, ar)
+		if len(tr.aspects) > 15 {
+			tr.aspects = tr.aspects[1:]
+		}
+	}
+	if lo := lowAspect(tr.aspects); lo > 0 && ar > 1.15*lo {
+		b.Max.Y = b.Min.Y + int(math.Round(lo*float64(b.Dx())))
+	}
 	tr.cx, tr.cy = float64(b.Min.X+b.Max.X)/2, float64(b.Min.Y+b.Max.Y)/2
 	full := t.toFrame(b)
 	if !tr.Crossed && tr.Frames > 1 && tr.Box.Max.Y > t.cfg.TriggerY && full.Max.Y <= t.cfg.TriggerY {
@@ -435,10 +515,14 @@ func (t *SmokeTracker) smoke(tr *VehicleTrack, f *workFrame, rel []float32, movi
 		float64(tr.Box.Dy()) < 0.3*float64(tr.Box.Dx()) {
 		return
 	}
-	roi := image.Rect(b.Min.X-b.Dx()/6, b.Max.Y+1, b.Max.X+b.Dx()/6, b.Max.Y+1+b.Dy()*9/10).Intersect(image.Rect(1, 1, f.w-1, f.h-1))
-	if roi.Dx() < 4 || roi.Dy() < 4 {
+	want := image.Rect(b.Min.X-b.Dx()/6, b.Max.Y+1, b.Max.X+b.Dx()/6, b.Max.Y+1+b.Dy()*9/10)
+	roi := want.Intersect(image.Rect(1, 1, f.w-1, f.h-1))
+	// The region behind must be mostly in view: cut by the frame's edge
+	// (a vehicle still entering), a shadow or a bumper could fill it.
+	if roi.Dx() < 4 || roi.Dy() < 4 || roi.Dy()*3 < want.Dy()*2 {
 		return
 	}
+	tr.Judged++
 	var black []float64
 	var edge, contrast float64
 	bright := 0 // achromatic pixels brighter than the background: spray
@@ -492,14 +576,31 @@ func (t *SmokeTracker) smoke(tr *VehicleTrack, f *workFrame, rel []float32, movi
 	soft := edge / float64(max(1, nEdge)) / max(4, bgLevel*meanB)
 	// A cast shadow darkens the road by one factor: most of its pixels sit
 	// near its median blackness. A plume thins out from its core.
-	med := black[len(black)/2]
+	// Judged on the darkness averaged over 3×3 pixels, so that sensor noise
+	// does not make a flat shadow look varied.
+	smooth := make([]float64, 0, len(black))
+	for y := roi.Min.Y; y < roi.Max.Y; y++ {
+		for x := roi.Min.X; x < roi.Max.X; x++ {
+			i := y*f.w + x
+			if t.bg[i] < 0.015 || !dark(i) {
+				continue
+			}
+			var sum float32
+			for _, d := range [9]int{-f.w - 1, -f.w, -f.w + 1, -1, 0, 1, f.w - 1, f.w, f.w + 1} {
+				sum += rel[i+d]
+			}
+			smooth = append(smooth, float64(-sum/9))
+		}
+	}
+	slices.Sort(smooth)
+	med := smooth[len(smooth)/2]
 	near := 0
-	for _, v := range black {
-		if v > med-0.05 && v < med+0.05 {
+	for _, v := range smooth {
+		if math.Abs(v-med) < 0.15*med {
 			near++
 		}
 	}
-	uniform := float64(near) / float64(len(black))
+	uniform := float64(near) / float64(len(smooth))
 	if soft > 0.22 || spread < 0.08 || uniform > shadowUniform {
 		return // hard-edged or uniform: a shadow, not a plume
 	}
@@ -508,6 +609,18 @@ func (t *SmokeTracker) smoke(tr *VehicleTrack, f *workFrame, rel []float32, movi
 	if p80 > tr.bestBlack {
 		tr.bestBlack, tr.SmokeBox, tr.SmokeAt = p80, t.toFrame(box), at
 	}
+}
+
+// lowAspect is the 30th percentile of the height-to-width ratios (the
+// lowest could be a frame in which only part of the vehicle moved), 0 for
+// none.
+func lowAspect(a []float64) float64 {
+	if len(a) == 0 {
+		return 0
+	}
+	s := slices.Clone(a)
+	slices.Sort(s)
+	return s[len(s)*3/10]
 }
 
 // shadowUniform is the share of a dark region's pixels within ±0.05 of
@@ -538,7 +651,10 @@ func (t *SmokeTracker) finish(tr *VehicleTrack) *VehicleTrack {
 		tr.Blackness = bs[len(bs)*9/10]
 		tr.Grade = Ringelmann(tr.Blackness)
 	}
-	frac := float64(tr.Plume) / float64(max(1, tr.Frames))
+	// Persistence counts the frames in which the region behind the vehicle
+	// could be examined (the vehicle whole and vehicle-sized), not those
+	// in which it was still entering the view.
+	frac := float64(tr.Plume) / float64(max(1, tr.Judged))
 	// Only a vehicle that crossed the trigger line can be matched to a
 	// pass, and only it is judged.
 	tr.Smoky = tr.Crossed && tr.Plume >= 6 && frac >= 0.35 && tr.Grade >= t.cfg.MinGrade
