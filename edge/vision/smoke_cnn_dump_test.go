@@ -58,7 +58,7 @@ func TestSmokeCandidateDump(t *testing.T) {
 			img.Close()
 			t.Fatalf("%s: %v", s.Path, err)
 		}
-		wf, feats, err := stillFeatures(img)
+		wf, feats, err := stillFeatures(img, cnnMinBlackness)
 		w, h := img.Cols(), img.Rows()
 		img.Close()
 		if err != nil {

@@ -133,7 +133,7 @@ func loadStillSamples(tb testing.TB) []stillSample {
 			img.Close()
 			tb.Fatalf("%s: %v", s.Path, err)
 		}
-		wf, feats, err := stillFeatures(img)
+		wf, feats, err := stillFeatures(img, logisticMinBlackness)
 		img.Close()
 		if err != nil {
 			tb.Fatalf("%s: %v", s.Path, err)
