@@ -481,7 +481,7 @@ func (t *SmokeTracker) update(tr *VehicleTrack, b image.Rectangle, at time.Time)
 			tr.aspects = tr.aspects[1:]
 		}
 	}
-	if lo := lowAspect(tr.aspects); lo > 0 && ar > 1.15*lo {
+	if lo := max(lowAspect(tr.aspects), minRearAspect); len(tr.aspects) > 0 && ar > 1.15*lo {
 		b.Max.Y = b.Min.Y + int(math.Round(lo*float64(b.Dx())))
 	}
 	tr.cx, tr.cy = float64(b.Min.X+b.Max.X)/2, float64(b.Min.Y+b.Max.Y)/2
@@ -610,6 +610,13 @@ func (t *SmokeTracker) smoke(tr *VehicleTrack, f *workFrame, rel []float32, movi
 		tr.bestBlack, tr.SmokeBox, tr.SmokeAt = p80, t.toFrame(box), at
 	}
 }
+
+// minRearAspect is the flattest height-to-width ratio a box is cut to: a
+// vehicle's rear is at least this high for its width. A track whose early
+// blobs were only a moving part of the vehicle (its roof, its windows)
+// would otherwise be cut short, its rear taken to cross the trigger line
+// early and the vehicle below it taken for a plume.
+const minRearAspect = 0.6
 
 // lowAspect is the 30th percentile of the height-to-width ratios (the
 // lowest could be a frame in which only part of the vehicle moved), 0 for
