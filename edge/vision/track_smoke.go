@@ -523,7 +523,7 @@ func (t *SmokeTracker) smoke(tr *VehicleTrack, f *workFrame, rel []float32, movi
 		return
 	}
 	tr.Judged++
-	var black []float64
+	var black, smooth []float64 // darkness of the plume pixels, alone and averaged over 3×3
 	var edge, contrast float64
 	bright := 0 // achromatic pixels brighter than the background: spray
 	var nEdge int
@@ -541,6 +541,11 @@ func (t *SmokeTracker) smoke(tr *VehicleTrack, f *workFrame, rel []float32, movi
 				continue
 			}
 			black = append(black, float64(-rel[i]))
+			var sum float32
+			for _, d := range [9]int{-f.w - 1, -f.w, -f.w + 1, -1, 0, 1, f.w - 1, f.w, f.w + 1} {
+				sum += rel[i+d]
+			}
+			smooth = append(smooth, float64(-sum/9))
 			contrast += float64(-rel[i])
 			box = box.Union(image.Rect(x, y, x+1, y+1))
 			if !dark(i-1) || !dark(i+1) || !dark(i-f.w) || !dark(i+f.w) {
@@ -578,20 +583,6 @@ func (t *SmokeTracker) smoke(tr *VehicleTrack, f *workFrame, rel []float32, movi
 	// near its median blackness. A plume thins out from its core.
 	// Judged on the darkness averaged over 3×3 pixels, so that sensor noise
 	// does not make a flat shadow look varied.
-	smooth := make([]float64, 0, len(black))
-	for y := roi.Min.Y; y < roi.Max.Y; y++ {
-		for x := roi.Min.X; x < roi.Max.X; x++ {
-			i := y*f.w + x
-			if t.bg[i] < 0.015 || !dark(i) {
-				continue
-			}
-			var sum float32
-			for _, d := range [9]int{-f.w - 1, -f.w, -f.w + 1, -1, 0, 1, f.w - 1, f.w, f.w + 1} {
-				sum += rel[i+d]
-			}
-			smooth = append(smooth, float64(-sum/9))
-		}
-	}
 	slices.Sort(smooth)
 	med := smooth[len(smooth)/2]
 	near := 0
