@@ -37,9 +37,11 @@ package vision
 // rest of the car for a plume) and the box is mostly in view. A dense
 // plume can join the vehicle's blob and stretch it downwards over itself,
 // so a box much taller than the track's usual height-to-width ratio is cut
-// to it first. Plume pixels are darker than the local
-// background by at least 12 %, achromatic, and outside the vehicle blob. A
-// frame shows a plume when they fill at least 6 % of the box and
+// to it (never flatter than minRearAspect) when the track is updated; the
+// rear's crossing is judged on the cut box too. Plume pixels are darker
+// than the local background by at least 12 %, achromatic, and outside the
+// vehicle blob. A frame shows a plume when they fill at least 6 % of the
+// box and
 //
 //   - the blob's edge is soft relative to its contrast (a hard-edged dark
 //     shape is a shadow),
