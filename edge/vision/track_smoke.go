@@ -310,7 +310,7 @@ func (t *SmokeTracker) heldRegion() []bool {
 	held := make([]bool, t.w*t.h)
 	frame := image.Rect(0, 0, t.w, t.h)
 	for _, tr := range t.live {
-		b := image.Rect(int(float64(tr.Box.Min.X)/t.scale), int(float64(tr.Box.Min.Y)/t.scale), int(float64(tr.Box.Max.X)/t.scale), int(float64(tr.Box.Max.Y)/t.scale))
+		b := t.toWork(tr.Box)
 		r := image.Rect(b.Min.X-b.Dx()/4, b.Min.Y, b.Max.X+b.Dx()/4, b.Max.Y+b.Dy()).Intersect(frame)
 		for y := r.Min.Y; y < r.Max.Y; y++ {
 			for x := r.Min.X; x < r.Max.X; x++ {
@@ -500,6 +500,13 @@ func (t *SmokeTracker) update(tr *VehicleTrack, b image.Rectangle, at time.Time)
 	}
 }
 
+// toWork maps a full-frame rectangle to work pixels (rounding down), the
+// inverse of toFrame.
+func (t *SmokeTracker) toWork(r image.Rectangle) image.Rectangle {
+	s := t.scale
+	return image.Rect(int(float64(r.Min.X)/s), int(float64(r.Min.Y)/s), int(float64(r.Max.X)/s), int(float64(r.Max.Y)/s))
+}
+
 func (t *SmokeTracker) toFrame(r image.Rectangle) image.Rectangle {
 	s := t.scale
 	return image.Rect(int(float64(r.Min.X)*s), int(float64(r.Min.Y)*s), int(math.Ceil(float64(r.Max.X)*s)), int(math.Ceil(float64(r.Max.Y)*s)))
@@ -507,7 +514,7 @@ func (t *SmokeTracker) toFrame(r image.Rectangle) image.Rectangle {
 
 // smoke looks for a plume behind the track in this frame.
 func (t *SmokeTracker) smoke(tr *VehicleTrack, f *workFrame, rel []float32, moving []byte, at time.Time) {
-	b := image.Rect(int(float64(tr.Box.Min.X)/t.scale), int(float64(tr.Box.Min.Y)/t.scale), int(float64(tr.Box.Max.X)/t.scale), int(float64(tr.Box.Max.Y)/t.scale))
+	b := t.toWork(tr.Box)
 	// Only a vehicle-sized track is judged: a fragment of a vehicle (a
 	// dark car split by its windows or by spray) would see the rest of the
 	// car below it as a dark plume.
