@@ -59,7 +59,10 @@ var plateColours = []colourRange{
 		{gocv.NewScalar(100, 60, 40, 0), gocv.NewScalar(140, 255, 255, 0)},
 		{gocv.NewScalar(86, 120, 35, 0), gocv.NewScalar(140, 255, 255, 0)},
 	}},
-	{plume.PlateYellow, gocv.NewScalar(11, 70, 70, 0), gocv.NewScalar(34, 255, 255, 0), 0.04, [][2]float64{{70, 70}, {140, 110}}, nil},
+	{plume.PlateYellow, gocv.NewScalar(11, 70, 70, 0), gocv.NewScalar(34, 255, 255, 0), 0.04, [][2]float64{{70, 70}, {140, 110}}, []hsvBand{
+		// A faded or dusty truck plate: the yellow washed out to beige.
+		{gocv.NewScalar(12, 40, 90, 0), gocv.NewScalar(30, 255, 255, 0)},
+	}},
 	{plume.PlateGreen, gocv.NewScalar(35, 35, 70, 0), gocv.NewScalar(88, 255, 255, 0), 0.04, [][2]float64{{35, 70}, {90, 110}}, []hsvBand{
 		// A new-energy plate at night: saturated but dark.
 		{gocv.NewScalar(50, 90, 25, 0), gocv.NewScalar(95, 255, 255, 0)},

@@ -1,0 +1,475 @@
+package vision
+
+import (
+	"image"
+	"image/color"
+	"math"
+	"slices"
+
+	"gocv.io/x/gocv"
+
+	"github.com/plume-emissions/plume"
+)
+
+// GA 36 single-row geometry in millimetres: characters 90 high with 25
+// above and below them, 15.5 from each end of the plate. Blue, yellow,
+// white and black plates are 440 wide, new-energy plates 480.
+const (
+	charMM        = 90.0
+	charMarginMM  = 25.0
+	plateEndMM    = 15.5
+	plateWidthMM  = 440.0
+	energyWidthMM = 480.0
+)
+
+// fitToCharacters re-estimates a single-row plate's corners from the
+// characters inside a rough quad. A colour outline is only as good as the
+// mask: it spills onto a same-coloured car body, misses the pale top of a
+// new-energy plate, or follows a dirty edge, and the recogniser then reads
+// a skewed or loose crop. The characters are what the recogniser needs, and
+// they sit on two straight lines at fixed GA 36 distances from the plate's
+// edges. The quad's region, grown, is straightened into a strip; the
+// character-sized blobs of the plate's ink polarity that share a height and
+// a baseline give the tilt and the top and bottom lines; the last character
+// gives the right end and the plate width the left (the province character
+// often falls apart into strokes). The fit is run twice, the second time
+// from the first fit's quad. It reports false when no row of at least four
+// characters is found.
+func fitToCharacters(img gocv.Mat, q [4]image.Point, colour plume.PlateColour) ([4]image.Point, bool) {
+	out, ok := fitOnce(img, q, colour)
+	if !ok {
+		return q, false
+	}
+	if again, ok := fitOnce(img, out, colour); ok {
+		out = again
+	}
+	return out, true
+}
+
+// fitStrip is the straightened region around a rough quad: strip pixel
+// (x, y) is image point c + (x-w/2)/s·u + (y-h/2)/s·v.
+type fitStrip struct {
+	cx, cy, ux, uy, vx, vy, s float64
+	w, h                      int
+}
+
+func (f fitStrip) toImage(x, y float64) image.Point {
+	dx, dy := (x-float64(f.w)/2)/f.s, (y-float64(f.h)/2)/f.s
+	return image.Pt(int(math.Round(f.cx+dx*f.ux+dy*f.vx)), int(math.Round(f.cy+dx*f.uy+dy*f.vy)))
+}
+
+// stripPlateH is the rough plate height in strip pixels.
+const stripPlateH = 40.0
+
+func fitOnce(img gocv.Mat, q [4]image.Point, colour plume.PlateColour) ([4]image.Point, bool) {
+	var f [4][2]float64
+	for i, p := range q {
+		f[i] = [2]float64{float64(p.X), float64(p.Y)}
+	}
+	ux, uy := (f[1][0]-f[0][0]+f[2][0]-f[3][0])/2, (f[1][1]-f[0][1]+f[2][1]-f[3][1])/2
+	w := math.Hypot(ux, uy)
+	if w < 8 {
+		return q, false
+	}
+	ux, uy = ux/w, uy/w
+	vx, vy := -uy, ux
+	h := ((f[3][0]-f[0][0]+f[2][0]-f[1][0])*vx + (f[3][1]-f[0][1]+f[2][1]-f[1][1])*vy) / 2
+	if h < 4 || w/h > 12 {
+		return q, false
+	}
+	st := fitStrip{
+		cx: (f[0][0] + f[1][0] + f[2][0] + f[3][0]) / 4, cy: (f[0][1] + f[1][1] + f[2][1] + f[3][1]) / 4,
+		ux: ux, uy: uy, vx: vx, vy: vy, s: stripPlateH / h,
+	}
+	st.w = min(512, int(math.Round(stripPlateH*w/h*1.3)))
+	st.h = int(math.Round(stripPlateH * 2.2))
+	lim := float64(4 * max(img.Cols(), img.Rows()))
+	src := make([]gocv.Point2f, 4)
+	for i, xy := range [4][2]float64{{0, 0}, {float64(st.w), 0}, {float64(st.w), float64(st.h)}, {0, float64(st.h)}} {
+		p := st.toImage(xy[0], xy[1])
+		if math.Abs(float64(p.X)) > lim || math.Abs(float64(p.Y)) > lim {
+			return q, false
+		}
+		src[i] = gocv.Point2f{X: float32(p.X), Y: float32(p.Y)}
+	}
+	dst := []gocv.Point2f{{X: 0, Y: 0}, {X: float32(st.w), Y: 0}, {X: float32(st.w), Y: float32(st.h)}, {X: 0, Y: float32(st.h)}}
+	sv := gocv.NewPoint2fVectorFromPoints(src)
+	defer sv.Close()
+	dv := gocv.NewPoint2fVectorFromPoints(dst)
+	defer dv.Close()
+	m := gocv.GetPerspectiveTransform2f(sv, dv)
+	defer m.Close()
+	warped := gocv.NewMat()
+	defer warped.Close()
+	gocv.WarpPerspectiveWithParams(img, &warped, m, image.Pt(st.w, st.h), gocv.InterpolationLinear, gocv.BorderReplicate, color.RGBA{})
+	bgr := warped.ToBytes()
+	if len(bgr) != st.w*st.h*3 {
+		return q, false
+	}
+	// Dark ink on yellow, green and white plates; light ink on blue and
+	// black ones. The other polarity is tried when the first finds no row.
+	dark := colour == plume.PlateYellow || colour == plume.PlateGreen || colour == plume.PlateWhite
+	row, ok := findCharRow(inkMap(bgr, dark), st.w, st.h)
+	if !ok {
+		if row, ok = findCharRow(inkMap(bgr, !dark), st.w, st.h); !ok {
+			return q, false
+		}
+	}
+	layouts := []plateLayout{singleLayout, energyLayout}
+	if colour == plume.PlateGreen {
+		layouts = []plateLayout{energyLayout, singleLayout}
+	}
+	var left, right float64
+	placed := false
+	for _, l := range layouts {
+		if left, right, placed = l.place(row); placed {
+			break
+		}
+	}
+	if !placed {
+		return q, false
+	}
+	kv := row.height / charMM // strip pixels per millimetre, vertically
+	top := func(x float64) float64 { return row.top + row.slope*x - charMarginMM*kv }
+	bot := func(x float64) float64 { return row.bottom + row.slope*x + charMarginMM*kv }
+	return [4]image.Point{
+		st.toImage(left, top(left)), st.toImage(right, top(right)),
+		st.toImage(right, bot(right)), st.toImage(left, bot(left)),
+	}, true
+}
+
+// plateLayout is a GA 36 single-row layout: the plate's width and the
+// centres of its characters, in millimetres from its left end.
+type plateLayout struct {
+	width   float64
+	centres []float64
+}
+
+var (
+	// 45 mm characters at 57 mm pitch, the separator after the second.
+	singleLayout = plateLayout{plateWidthMM, []float64{38, 95, 174, 231, 288, 345, 402}}
+	// New energy: 43 mm characters at 52 mm pitch, eight of them.
+	energyLayout = plateLayout{energyWidthMM, []float64{37, 89, 183, 235, 287, 339, 391, 443}}
+)
+
+// place finds the plate's left and right ends (strip pixels) by matching
+// the row's characters to the layout's slots. Every two blobs matched to
+// every two slots propose an offset and a scale (within a third of what
+// the character height gives: blur and bold strokes make that height a
+// poor ruler over a whole plate); the proposal that puts most blobs
+// within 7 mm of a slot wins, and a least-squares fit of its matches
+// refines it. The province character, which often breaks into strokes,
+// and a character lost to the frame then cost nothing.
+func (l plateLayout) place(row charRow) (left, right float64, ok bool) {
+	k0 := row.height / charMM
+	match := func(o, k float64) (n int, res float64, pairs [][2]float64) {
+		for _, x := range row.xs {
+			best, bj := math.Inf(1), -1
+			for j, c := range l.centres {
+				if d := math.Abs(x - (o + c*k)); d < best {
+					best, bj = d, j
+				}
+			}
+			if best <= 7*k {
+				n++
+				res += best / k
+				pairs = append(pairs, [2]float64{l.centres[bj], x})
+			}
+		}
+		return n, res, pairs
+	}
+	bestN, bestRes := 0, math.Inf(1)
+	var bestPairs [][2]float64
+	for i, xi := range row.xs {
+		for _, xj := range row.xs[i+1:] {
+			for a, ca := range l.centres {
+				for _, cb := range l.centres[a+1:] {
+					k := (xj - xi) / (cb - ca)
+					if k < 0.75*k0 || k > 1.35*k0 {
+						continue
+					}
+					if n, res, pairs := match(xi-ca*k, k); n > bestN || (n == bestN && res < bestRes) {
+						bestN, bestRes, bestPairs = n, res, pairs
+					}
+				}
+			}
+		}
+	}
+	if bestN < 4 || bestN < len(row.xs)-2 {
+		return 0, 0, false
+	}
+	var sc, sx, scc, scx float64
+	for _, p := range bestPairs {
+		sc += p[0]
+		sx += p[1]
+		scc += p[0] * p[0]
+		scx += p[0] * p[1]
+	}
+	n := float64(len(bestPairs))
+	d := n*scc - sc*sc
+	if d <= 0 {
+		return 0, 0, false
+	}
+	k := (n*scx - sc*sx) / d
+	o := (sx - k*sc) / n
+	if k < 0.7*k0 || k > 1.4*k0 {
+		return 0, 0, false
+	}
+	return o, o + l.width*k, true
+}
+
+// inkMap returns, per pixel, how much it looks like character ink: for dark
+// ink 255 minus the brightest channel (a coloured background is bright in
+// at least one), for light ink the darkest channel (a white character is
+// bright in all three).
+func inkMap(bgr []byte, dark bool) []byte {
+	out := make([]byte, len(bgr)/3)
+	for i := range out {
+		b, g, r := bgr[3*i], bgr[3*i+1], bgr[3*i+2]
+		if dark {
+			out[i] = 255 - max(b, g, r)
+		} else {
+			out[i] = min(b, g, r)
+		}
+	}
+	return out
+}
+
+// charRow is a fitted row of characters in strip pixels: the characters'
+// top edge is top + slope·x, their bottom edge bottom + slope·x.
+type charRow struct {
+	top, bottom, slope float64
+	height             float64   // median character height
+	xs                 []float64 // the characters' centres
+}
+
+type blob struct {
+	x0, y0, x1, y1 int // inclusive-exclusive box
+	area           int
+}
+
+func (b blob) cx() float64 { return float64(b.x0+b.x1) / 2 }
+func (b blob) cy() float64 { return float64(b.y0+b.y1) / 2 }
+func (b blob) h() float64  { return float64(b.y1 - b.y0) }
+
+// findCharRow thresholds the ink map against its local mean (over about a
+// character's height: a global threshold splits plate from car body, not
+// character from plate) and returns the longest run of character-sized
+// blobs that agree in height and lie along one line.
+func findCharRow(ink []byte, w, h int) (charRow, bool) {
+	bin := localThreshold(ink, w, h, int(stripPlateH*0.35), 10)
+	cutLongRuns(bin, w, h, int(stripPlateH*0.85))
+	var cands []blob
+	for _, b := range components(bin, w, h) {
+		bh, bw := b.y1-b.y0, b.x1-b.x0
+		if float64(bh) < 0.3*stripPlateH || float64(bh) > 1.1*stripPlateH || float64(bw) > 0.9*float64(bh) {
+			continue
+		}
+		if b.y0 == 0 || b.y1 == h || float64(b.area) < 0.12*float64(bw*bh) {
+			continue
+		}
+		cands = append(cands, b)
+	}
+	var best []blob
+	bestRes := math.Inf(1)
+	for _, seed := range cands {
+		var g []blob
+		for _, b := range cands {
+			if math.Abs(b.h()-seed.h()) <= 0.25*max(b.h(), seed.h()) && math.Abs(b.cy()-seed.cy()) <= 0.5*seed.h() {
+				g = append(g, b)
+			}
+		}
+		g, res := alignRow(g)
+		if len(g) > len(best) || (len(g) == len(best) && res < bestRes) {
+			best, bestRes = g, res
+		}
+	}
+	if len(best) < 4 {
+		return charRow{}, false
+	}
+	_, slope := lineFit(best)
+	if math.Abs(slope) > 0.35 {
+		return charRow{}, false
+	}
+	var tops, bots, hs []float64
+	row := charRow{slope: slope}
+	for _, b := range best {
+		tops = append(tops, float64(b.y0)-slope*b.cx())
+		bots = append(bots, float64(b.y1)-slope*b.cx())
+		hs = append(hs, b.h())
+		row.xs = append(row.xs, b.cx())
+	}
+	row.top, row.bottom, row.height = median(tops), median(bots), median(hs)
+	return row, true
+}
+
+// alignRow keeps the blobs within 15 % of their median height of a line
+// through their centres, then the longest run of them with no gap between
+// neighbouring centres wider than 1.6 character heights (the widest GA 36
+// gap, after the second character of a new-energy plate, is 1.04). It
+// returns the run and its mean distance from the line.
+func alignRow(g []blob) ([]blob, float64) {
+	if len(g) < 2 {
+		return g, math.Inf(1)
+	}
+	var hs []float64
+	for _, b := range g {
+		hs = append(hs, b.h())
+	}
+	hm := median(hs)
+	a, s := lineFit(g)
+	var kept []blob
+	for _, b := range g {
+		if math.Abs(b.cy()-(a+s*b.cx())) <= 0.15*hm {
+			kept = append(kept, b)
+		}
+	}
+	slices.SortFunc(kept, func(x, y blob) int { return x.x0 - y.x0 })
+	var run, best []blob
+	for i, b := range kept {
+		if i > 0 && b.cx()-kept[i-1].cx() > 1.6*hm {
+			run = nil
+		}
+		run = append(run, b)
+		if len(run) > len(best) {
+			best = slices.Clone(run)
+		}
+	}
+	if len(best) < 2 {
+		return best, math.Inf(1)
+	}
+	a, s = lineFit(best)
+	res := 0.0
+	for _, b := range best {
+		res += math.Abs(b.cy() - (a + s*b.cx()))
+	}
+	return best, res / float64(len(best))
+}
+
+// lineFit is the least-squares line cy = a + s·cx through the blobs' centres.
+func lineFit(g []blob) (a, s float64) {
+	var sx, sy, sxx, sxy float64
+	n := float64(len(g))
+	for _, b := range g {
+		x, y := b.cx(), b.cy()
+		sx += x
+		sy += y
+		sxx += x * x
+		sxy += x * y
+	}
+	d := n*sxx - sx*sx
+	if n < 2 || d == 0 {
+		return sy / max(n, 1), 0
+	}
+	s = (n*sxy - sx*sy) / d
+	return (sy - s*sx) / n, s
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}
+
+// cutLongRuns clears horizontal and vertical runs longer than n: the
+// plate's border line and frame, which would join the characters that
+// touch them into one blob. No character is that wide or, at the strip's
+// scale, that tall.
+func cutLongRuns(bin []bool, w, h, n int) {
+	var long []int
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; {
+			e := x
+			for e < w && bin[y*w+e] {
+				e++
+			}
+			if e-x > n {
+				for i := x; i < e; i++ {
+					long = append(long, y*w+i)
+				}
+			}
+			x = e + 1
+		}
+	}
+	for x := 0; x < w; x++ {
+		for y := 0; y < h; {
+			e := y
+			for e < h && bin[e*w+x] {
+				e++
+			}
+			if e-y > n {
+				for i := y; i < e; i++ {
+					long = append(long, i*w+x)
+				}
+			}
+			y = e + 1
+		}
+	}
+	for _, i := range long {
+		bin[i] = false
+	}
+}
+
+// localThreshold marks the pixels brighter than the mean of the
+// (2r+1)-square around them by more than c.
+func localThreshold(v []byte, w, h, r, c int) []bool {
+	// Summed-area table with a zero row and column.
+	sat := make([]int, (w+1)*(h+1))
+	for y := 0; y < h; y++ {
+		run := 0
+		for x := 0; x < w; x++ {
+			run += int(v[y*w+x])
+			sat[(y+1)*(w+1)+x+1] = sat[y*(w+1)+x+1] + run
+		}
+	}
+	out := make([]bool, len(v))
+	for y := 0; y < h; y++ {
+		y0, y1 := max(0, y-r), min(h, y+r+1)
+		for x := 0; x < w; x++ {
+			x0, x1 := max(0, x-r), min(w, x+r+1)
+			sum := sat[y1*(w+1)+x1] - sat[y0*(w+1)+x1] - sat[y1*(w+1)+x0] + sat[y0*(w+1)+x0]
+			out[y*w+x] = int(v[y*w+x])*(x1-x0)*(y1-y0) > sum+c*(x1-x0)*(y1-y0)
+		}
+	}
+	return out
+}
+
+// components labels the 8-connected regions of bin and returns their boxes.
+func components(bin []bool, w, h int) []blob {
+	seen := make([]bool, len(bin))
+	var out []blob
+	stack := make([]int, 0, 256)
+	for i, on := range bin {
+		if !on || seen[i] {
+			continue
+		}
+		b := blob{x0: i % w, y0: i / w, x1: i%w + 1, y1: i/w + 1}
+		seen[i] = true
+		stack = append(stack[:0], i)
+		for len(stack) > 0 {
+			p := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			b.area++
+			px, py := p%w, p/w
+			b.x0, b.y0 = min(b.x0, px), min(b.y0, py)
+			b.x1, b.y1 = max(b.x1, px+1), max(b.y1, py+1)
+			for dy := -1; dy <= 1; dy++ {
+				for dx := -1; dx <= 1; dx++ {
+					nx, ny := px+dx, py+dy
+					if nx < 0 || ny < 0 || nx >= w || ny >= h {
+						continue
+					}
+					if j := ny*w + nx; bin[j] && !seen[j] {
+						seen[j] = true
+						stack = append(stack, j)
+					}
+				}
+			}
+		}
+		out = append(out, b)
+	}
+	return out
+}

@@ -1,0 +1,72 @@
+package vision
+
+import (
+	"image"
+	"math"
+	"path/filepath"
+	"testing"
+
+	"gocv.io/x/gocv"
+
+	"github.com/plume-emissions/plume"
+)
+
+// TestFitToCharacters gives the fit a rough quad like a spilt colour mask
+// (too wide, too tall, off-centre, tilted) around each single-row scene
+// plate and checks that the corners come back to the plate's.
+func TestFitToCharacters(t *testing.T) {
+	dir, metas := scenes(t)
+	for _, m := range metas {
+		if m.DoubleRow {
+			continue
+		}
+		t.Run(m.File, func(t *testing.T) {
+			img := gocv.IMRead(filepath.Join(dir, m.File), gocv.IMReadColor)
+			defer img.Close()
+			if img.Empty() {
+				t.Fatal("cannot read the scene")
+			}
+			var truth [4][2]float64
+			for i, c := range m.Corners {
+				truth[i] = [2]float64{float64(c[0]), float64(c[1])}
+			}
+			w := math.Hypot(truth[1][0]-truth[0][0], truth[1][1]-truth[0][1])
+			rough := growQuad(truth, 0.12, 0.3)
+			// Off-centre and tilted: the right side lower by 6 % of the width.
+			var q [4]image.Point
+			for i, p := range rough {
+				dy := 0.0
+				if i == 1 || i == 2 {
+					dy = 0.06 * w
+				}
+				q[i] = image.Pt(int(p[0]+0.05*w), int(p[1]+dy))
+			}
+			got, ok := fitToCharacters(img, q, plume.PlateColour(m.Colour))
+			if !ok {
+				t.Fatal("no row of characters found")
+			}
+			for i := range got {
+				d := math.Hypot(float64(got[i].X)-truth[i][0], float64(got[i].Y)-truth[i][1])
+				if d > 0.04*w {
+					t.Errorf("corner %d at %v, plate's at %v: %.1f px off (plate %.0f px wide)", i, got[i], truth[i], d, w)
+				}
+			}
+		})
+	}
+}
+
+// TestFitToCharactersNothing checks that a quad over a plain surface, or
+// one too small to hold characters, is reported as not fitted.
+func TestFitToCharactersNothing(t *testing.T) {
+	img := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(120, 60, 20, 0), 200, 400, gocv.MatTypeCV8UC3)
+	defer img.Close()
+	for _, q := range [][4]image.Point{
+		{{100, 80}, {300, 80}, {300, 140}, {100, 140}},
+		{{10, 10}, {12, 10}, {12, 11}, {10, 11}},
+		{{-1 << 20, 0}, {1 << 20, 0}, {1 << 20, 50}, {-1 << 20, 50}},
+	} {
+		if got, ok := fitToCharacters(img, q, plume.PlateBlue); ok {
+			t.Errorf("fitted %v to %v on a blank image", got, q)
+		}
+	}
+}
