@@ -132,10 +132,12 @@ func fitOnce(img gocv.Mat, q [4]image.Point, colour plume.PlateColour) ([4]image
 	kv := row.height / charMM // strip pixels per millimetre, vertically
 	top := func(x float64) float64 { return row.top + row.slope*x - charMarginMM*kv }
 	bot := func(x float64) float64 { return row.bottom + row.slope*x + charMarginMM*kv }
-	return [4]image.Point{
-		st.toImage(left, top(left)), st.toImage(right, top(right)),
-		st.toImage(right, bot(right)), st.toImage(left, bot(left)),
-	}, true
+	// The plate's ends lean with its characters: x moves by slant·(y-mid).
+	mid := func(x float64) float64 { return (row.top+row.bottom)/2 + row.slope*x }
+	at := func(x float64, y func(float64) float64) image.Point {
+		return st.toImage(x+row.slant*(y(x)-mid(x)), y(x))
+	}
+	return [4]image.Point{at(left, top), at(right, top), at(right, bot), at(left, bot)}, true
 }
 
 // plateLayout is a GA 36 single-row layout: the plate's width and the
@@ -239,6 +241,9 @@ func inkMap(bgr []byte, dark bool) []byte {
 // top edge is top + slope·x, their bottom edge bottom + slope·x.
 type charRow struct {
 	top, bottom, slope float64
+	// slant is the characters' median lean (dx/dy): the shear a camera
+	// beside the lane gives a plate.
+	slant float64
 	height             float64   // median character height
 	xs                 []float64 // the characters' centres
 }
@@ -246,6 +251,19 @@ type charRow struct {
 type blob struct {
 	x0, y0, x1, y1 int // inclusive-exclusive box
 	area           int
+	// Pixel sums for the slant: Σx, Σy, Σxy, Σy².
+	sx, sy, sxy, syy float64
+}
+
+// slant is the blob's lean, dx/dy of the regression of x on y over its
+// pixels: 0 for an upright character, positive when it leans right.
+func (b blob) slant() float64 {
+	n := float64(b.area)
+	d := n*b.syy - b.sy*b.sy
+	if d <= 0 {
+		return 0
+	}
+	return (n*b.sxy - b.sx*b.sy) / d
 }
 
 func (b blob) cx() float64 { return float64(b.x0+b.x1) / 2 }
@@ -291,15 +309,17 @@ func findCharRow(ink []byte, w, h int) (charRow, bool) {
 	if math.Abs(slope) > 0.35 {
 		return charRow{}, false
 	}
-	var tops, bots, hs []float64
+	var tops, bots, hs, slants []float64
 	row := charRow{slope: slope}
 	for _, b := range best {
+		slants = append(slants, b.slant())
 		tops = append(tops, float64(b.y0)-slope*b.cx())
 		bots = append(bots, float64(b.y1)-slope*b.cx())
 		hs = append(hs, b.h())
 		row.xs = append(row.xs, b.cx())
 	}
 	row.top, row.bottom, row.height = median(tops), median(bots), median(hs)
+	row.slant = max(-0.5, min(0.5, median(slants)))
 	return row, true
 }
 
@@ -454,6 +474,11 @@ func components(bin []bool, w, h int) []blob {
 			stack = stack[:len(stack)-1]
 			b.area++
 			px, py := p%w, p/w
+			fx, fy := float64(px), float64(py)
+			b.sx += fx
+			b.sy += fy
+			b.sxy += fx * fy
+			b.syy += fy * fy
 			b.x0, b.y0 = min(b.x0, px), min(b.y0, py)
 			b.x1, b.y1 = max(b.x1, px+1), max(b.y1, py+1)
 			for dy := -1; dy <= 1; dy++ {
