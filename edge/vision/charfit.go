@@ -11,19 +11,8 @@ import (
 	"github.com/plume-emissions/plume"
 )
 
-// GA 36 single-row geometry in millimetres: characters 90 high with 25
-// above and below them, 15.5 from each end of the plate. Blue, yellow,
-// white and black plates are 440 wide, new-energy plates 480.
-const (
-	charMM        = 90.0
-	charMarginMM  = 25.0
-	plateEndMM    = 15.5
-	plateWidthMM  = 440.0
-	energyWidthMM = 480.0
-)
-
-// fitToCharacters re-estimates a single-row plate's corners from the
-// characters inside a rough quad. A colour outline is only as good as the
+// fitToCharacters re-estimates a plate's corners from the characters
+// inside a rough quad (of a double-row plate, from its bottom row). A colour outline is only as good as the
 // mask: it spills onto a same-coloured car body, misses the pale top of a
 // new-energy plate, or follows a dirty edge, and the recogniser then reads
 // a skewed or loose crop. The characters are what the recogniser needs, and
@@ -35,12 +24,19 @@ const (
 // often falls apart into strokes). The fit is run twice, the second time
 // from the first fit's quad. It reports false when no row of at least four
 // characters is found.
-func fitToCharacters(img gocv.Mat, q [4]image.Point, colour plume.PlateColour) ([4]image.Point, bool) {
-	out, ok := fitOnce(img, q, colour)
+func fitToCharacters(img gocv.Mat, q [4]image.Point, colour plume.PlateColour, double bool) ([4]image.Point, bool) {
+	layouts := []plateLayout{singleLayout, energyLayout}
+	switch {
+	case double:
+		layouts = []plateLayout{doubleLayout}
+	case colour == plume.PlateGreen:
+		layouts = []plateLayout{energyLayout, singleLayout}
+	}
+	out, ok := fitOnce(img, q, colour, layouts)
 	if !ok {
 		return q, false
 	}
-	if again, ok := fitOnce(img, out, colour); ok {
+	if again, ok := fitOnce(img, out, colour, layouts); ok {
 		out = again
 	}
 	return out, true
@@ -61,7 +57,7 @@ func (f fitStrip) toImage(x, y float64) image.Point {
 // stripPlateH is the rough plate height in strip pixels.
 const stripPlateH = 40.0
 
-func fitOnce(img gocv.Mat, q [4]image.Point, colour plume.PlateColour) ([4]image.Point, bool) {
+func fitOnce(img gocv.Mat, q [4]image.Point, colour plume.PlateColour, layouts []plateLayout) ([4]image.Point, bool) {
 	var f [4][2]float64
 	for i, p := range q {
 		f[i] = [2]float64{float64(p.X), float64(p.Y)}
@@ -77,12 +73,16 @@ func fitOnce(img gocv.Mat, q [4]image.Point, colour plume.PlateColour) ([4]image
 	if h < 4 || w/h > 12 {
 		return q, false
 	}
+	// The strip's scale makes the characters the size they have on a
+	// single-row plate stripPlateH high, whatever the layout.
+	l0 := layouts[0]
+	ph := stripPlateH * (singleLayout.charH / singleLayout.height()) / (l0.charH / l0.height())
 	st := fitStrip{
 		cx: (f[0][0] + f[1][0] + f[2][0] + f[3][0]) / 4, cy: (f[0][1] + f[1][1] + f[2][1] + f[3][1]) / 4,
-		ux: ux, uy: uy, vx: vx, vy: vy, s: stripPlateH / h,
+		ux: ux, uy: uy, vx: vx, vy: vy, s: ph / h,
 	}
-	st.w = min(512, int(math.Round(stripPlateH*w/h*1.3)))
-	st.h = int(math.Round(stripPlateH * 2.2))
+	st.w = min(512, int(math.Round(ph*w/h*1.3)))
+	st.h = int(math.Round(ph * 2.2))
 	lim := float64(4 * max(img.Cols(), img.Rows()))
 	src := make([]gocv.Point2f, 4)
 	for i, xy := range [4][2]float64{{0, 0}, {float64(st.w), 0}, {float64(st.w), float64(st.h)}, {0, float64(st.h)}} {
@@ -115,13 +115,10 @@ func fitOnce(img gocv.Mat, q [4]image.Point, colour plume.PlateColour) ([4]image
 			return q, false
 		}
 	}
-	layouts := []plateLayout{singleLayout, energyLayout}
-	if colour == plume.PlateGreen {
-		layouts = []plateLayout{energyLayout, singleLayout}
-	}
 	var left, right float64
+	var l plateLayout
 	placed := false
-	for _, l := range layouts {
+	for _, l = range layouts {
 		if left, right, placed = l.place(row); placed {
 			break
 		}
@@ -129,9 +126,9 @@ func fitOnce(img gocv.Mat, q [4]image.Point, colour plume.PlateColour) ([4]image
 	if !placed {
 		return q, false
 	}
-	kv := row.height / charMM // strip pixels per millimetre, vertically
-	top := func(x float64) float64 { return row.top + row.slope*x - charMarginMM*kv }
-	bot := func(x float64) float64 { return row.bottom + row.slope*x + charMarginMM*kv }
+	kv := row.height / l.charH // strip pixels per millimetre, vertically
+	top := func(x float64) float64 { return row.top + row.slope*x - l.above*kv }
+	bot := func(x float64) float64 { return row.bottom + row.slope*x + l.below*kv }
 	// The plate's ends lean with its characters: x moves by slant·(y-mid).
 	mid := func(x float64) float64 { return (row.top+row.bottom)/2 + row.slope*x }
 	at := func(x float64, y func(float64) float64) image.Point {
@@ -140,18 +137,27 @@ func fitOnce(img gocv.Mat, q [4]image.Point, colour plume.PlateColour) ([4]image
 	return [4]image.Point{at(left, top), at(right, top), at(right, bot), at(left, bot)}, true
 }
 
-// plateLayout is a GA 36 single-row layout: the plate's width and the
-// centres of its characters, in millimetres from its left end.
+// plateLayout is the GA 36 geometry of the row of characters fitted, in
+// millimetres: the plate's width, the row's character height, the plate
+// above and below the row, and the centres of its characters from the
+// plate's left end.
 type plateLayout struct {
-	width   float64
-	centres []float64
+	width, charH, above, below float64
+	centres                    []float64
 }
 
+func (l plateLayout) height() float64 { return l.above + l.charH + l.below }
+
 var (
-	// 45 mm characters at 57 mm pitch, the separator after the second.
-	singleLayout = plateLayout{plateWidthMM, []float64{38, 95, 174, 231, 288, 345, 402}}
-	// New energy: 43 mm characters at 52 mm pitch, eight of them.
-	energyLayout = plateLayout{energyWidthMM, []float64{37, 89, 183, 235, 287, 339, 391, 443}}
+	// 440×140: 45×90 mm characters at 57 mm pitch, the separator after
+	// the second, 15.5 mm from each end.
+	singleLayout = plateLayout{440, 90, 25, 25, []float64{38, 95, 174, 231, 288, 345, 402}}
+	// New energy, 480×140: eight 43×90 mm characters at 52 mm pitch.
+	energyLayout = plateLayout{480, 90, 25, 25, []float64{37, 89, 183, 235, 287, 339, 391, 443}}
+	// Double row, 440×220: the bottom row's five 65×110 mm characters at
+	// 80 mm pitch, 90 mm below the plate's top (the province and letter
+	// row above them) and 20 above its bottom.
+	doubleLayout = plateLayout{440, 110, 90, 20, []float64{60, 140, 220, 300, 380}}
 )
 
 // place finds the plate's left and right ends (strip pixels) by matching
@@ -163,7 +169,7 @@ var (
 // refines it. The province character, which often breaks into strokes,
 // and a character lost to the frame then cost nothing.
 func (l plateLayout) place(row charRow) (left, right float64, ok bool) {
-	k0 := row.height / charMM
+	k0 := row.height / l.charH
 	match := func(o, k float64) (n int, res float64, pairs [][2]float64) {
 		for _, x := range row.xs {
 			best, bj := math.Inf(1), -1

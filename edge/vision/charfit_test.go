@@ -12,14 +12,12 @@ import (
 )
 
 // TestFitToCharacters gives the fit a rough quad like a spilt colour mask
-// (too wide, too tall, off-centre, tilted) around each single-row scene
-// plate and checks that the corners come back to the plate's.
+// (too wide, too tall, off-centre, tilted) around each scene plate, the
+// double-row one included, and checks that the corners come back to the
+// plate's.
 func TestFitToCharacters(t *testing.T) {
 	dir, metas := scenes(t)
 	for _, m := range metas {
-		if m.DoubleRow {
-			continue
-		}
 		t.Run(m.File, func(t *testing.T) {
 			img := gocv.IMRead(filepath.Join(dir, m.File), gocv.IMReadColor)
 			defer img.Close()
@@ -41,7 +39,7 @@ func TestFitToCharacters(t *testing.T) {
 				}
 				q[i] = image.Pt(int(p[0]+0.05*w), int(p[1]+dy))
 			}
-			got, ok := fitToCharacters(img, q, plume.PlateColour(m.Colour))
+			got, ok := fitToCharacters(img, q, plume.PlateColour(m.Colour), m.DoubleRow)
 			if !ok {
 				t.Fatal("no row of characters found")
 			}
@@ -65,7 +63,7 @@ func TestFitToCharactersNothing(t *testing.T) {
 		{{10, 10}, {12, 10}, {12, 11}, {10, 11}},
 		{{-1 << 20, 0}, {1 << 20, 0}, {1 << 20, 50}, {-1 << 20, 50}},
 	} {
-		if got, ok := fitToCharacters(img, q, plume.PlateBlue); ok {
+		if got, ok := fitToCharacters(img, q, plume.PlateBlue, false); ok {
 			t.Errorf("fitted %v to %v on a blank image", got, q)
 		}
 	}

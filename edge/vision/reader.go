@@ -221,12 +221,10 @@ func (r *Reader) readCandidate(img gocv.Mat, c Candidate) (Plate, error) {
 	var best Plate
 	var bestRank = -1.0
 	quads := append([][4]image.Point{c.Corners}, c.Alternatives...)
-	if !c.DoubleRow {
-		// The quad fitted to the characters first: the outline's
-		// corners are only as good as the colour mask.
-		if q, ok := fitToCharacters(img, c.Corners, c.Colour); ok {
-			quads = append([][4]image.Point{q}, quads...)
-		}
+	// The quad fitted to the characters first: the outline's corners are
+	// only as good as the colour mask.
+	if q, ok := fitToCharacters(img, c.Corners, c.Colour, c.DoubleRow); ok {
+		quads = append([][4]image.Point{q}, quads...)
 	}
 	refined := false
 	for k := 0; k < len(quads)*len(modes); k++ {
