@@ -1,11 +1,20 @@
-"""Writes small synthetic test scenes to testdata/plates/scenes/ for the Go
-tests and benchmarks: 1920x1080 frames with one rendered plate each, and
-scenes.json with the plate text, colour, double-row flag and corners.
-Everything is drawn by render.py; no real image is used.
+"""Writes synthetic 1920x1080 scenes with one rendered plate each.
 
     /usr/bin/python3 models/plates/make_fixtures.py
+        the Go test fixtures: testdata/plates/scenes/ (four clean scenes and
+        scenes.json with the plate text, colour, double-row flag, corners)
+    /usr/bin/python3 models/plates/make_fixtures.py --eval-set DIR [--n 60]
+        a rendered evaluation set for every plate kind, DIR/<kind>/<text>.jpg
+        (the file name is the label, as plume-edge eval-plates reads it):
+        plates 110-300 pixels wide (double row 130-300), tilted and sheared, degraded by render.py's
+        photometric augmentation (light, dirt, blur, noise, JPEG), and the
+        frame blurred, noisy and JPEG-compressed again. Seed 11: never the
+        training seeds.
+
+Everything is drawn by render.py; no real image is used.
 """
 
+import argparse
 import json
 import os
 import random
@@ -19,8 +28,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "..", "testdata", "plates", "scenes")
 
 
-def scene(text, kind, rng, plate_w, centre, tilt):
+def scene(text, kind, rng, plate_w, centre, tilt, degrade=False):
     plate, double = render.render_plate(text, kind, rng, scale=1.0)
+    if degrade and rng.random() < 0.7:
+        plate = render._photometric(plate, rng)
     h, w = 1080, 1920
     img = np.zeros((h, w, 3), np.float32)
     # Road and sky gradient, a car body, a grille.
@@ -49,7 +60,34 @@ def scene(text, kind, rng, plate_w, centre, tilt):
     return img, double, dst
 
 
+def eval_set(out, n):
+    rng = random.Random(11)
+    np.random.seed(11)
+    kinds = ["blue", "yellow", "yellow2", "green", "white", "black"]
+    for ki, kind in enumerate(kinds):
+        d = os.path.join(out, kind)
+        os.makedirs(d, exist_ok=True)
+        for i in range(n):
+            text = render.random_text(kind, rng)
+            pw = rng.uniform(130 if kind == "yellow2" else 110, 300)
+            c = (rng.uniform(500, 1420), rng.uniform(400, 800))
+            img, _, _ = scene(text, kind, rng, pw, c, rng.uniform(-0.12, 0.12), degrade=True)
+            if rng.random() < 0.5:
+                img = cv2.GaussianBlur(img, (rng.choice([3, 5]), rng.choice([3, 5])), 0)
+            img = np.clip(img + np.random.normal(0, rng.uniform(1, 8), img.shape), 0, 255).astype(np.uint8)
+            cv2.imwrite(os.path.join(d, text + ".jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, rng.randint(35, 90)])
+            if (i + 1) % 20 == 0:
+                print("%s: %d/%d (kind %d of %d)" % (kind, i + 1, n, ki + 1, len(kinds)), flush=True)
+
+
 def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--eval-set", help="write a rendered evaluation set to this folder instead of the fixtures")
+    ap.add_argument("--n", type=int, default=60, help="scenes per plate kind for --eval-set")
+    args = ap.parse_args()
+    if args.eval_set:
+        eval_set(args.eval_set, args.n)
+        return
     os.makedirs(OUT, exist_ok=True)
     rng = random.Random(5)
     np.random.seed(5)
