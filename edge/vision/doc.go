@@ -20,17 +20,27 @@
 // Locate finds plate candidates classically: HSV colour masks for blue,
 // yellow, green, white and black plates, morphological closing, external
 // contours, the minimum-area rectangle, and checks on size, aspect ratio,
-// fill and (for white and black) vertical-edge density. Each candidate has
-// four ordered corners, which are used to rectify it with a perspective
-// warp, and a score in [0, 1].
+// fill and (for white and black) vertical-edge density; a second path
+// closes dense vertical edges (characters) into plate-shaped blobs for
+// plates whose colour merges with the car's. Each candidate has four
+// ordered corners, other estimates of them, and a score in [0, 1].
+//
+// A colour outline is only as good as its mask, so before reading, the
+// corners are fitted to the characters (fitToCharacters): the region is
+// straightened, the character-sized blobs that share a height and a line
+// give the tilt, slant, top and bottom, and matching them to the GA 36
+// layout (single row, new energy, or the bottom row of a double-row plate)
+// gives the ends. The plate is rectified with a perspective warp of the
+// fitted corners, or of the outline's when the fit reads worse.
 //
 // # Recognition
 //
 // Recogniser runs the CTC network from models/plates (ONNX opset 11) through
 // OpenCV's DNN module. Input is 3x32x128 BGR scaled to [-1, 1]. A double-row
-// plate is rectified to 160x80, its top row (rows [0, 0.42h)) becomes the
-// left 48 columns and its bottom row (rows [0.34h, h)) the right 80, so the
-// greedy CTC decode reads the top row first. Each character carries the
+// plate is rectified to 160x80, its top row (rows [0, 0.42h), columns
+// [0.15w, 0.85w)) becomes the left 48 columns and its bottom row (rows
+// [0.34h, h)) the right 80, so the greedy CTC decode reads the top row
+// first. Each character carries the
 // probability of its best frame; the plate's confidence is their product.
 // The layout is defined once in models/plates/render.py (model_input) and
 // mirrored in prepareInput.

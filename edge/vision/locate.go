@@ -428,6 +428,15 @@ func iou(a, b image.Rectangle) float64 {
 	return ia / (float64(a.Dx()*a.Dy()+b.Dx()*b.Dy()) - ia)
 }
 
+// within is the fraction of a's area that lies inside b.
+func within(a, b image.Rectangle) float64 {
+	if a.Empty() {
+		return 0
+	}
+	in := a.Intersect(b)
+	return float64(in.Dx()*in.Dy()) / float64(a.Dx()*a.Dy())
+}
+
 func clamp01(v float64) float64 { return max(0, min(1, v)) }
 
 // extendTop moves the top edge of q up (away from the bottom edge) by d.

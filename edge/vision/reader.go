@@ -149,9 +149,16 @@ func (r *Reader) read(ctx context.Context, img gocv.Mat, crop bool) (Result, err
 	t1 := r.Now()
 	res.Locate = t1.Sub(t0)
 	res.Candidates = len(cands)
+	var sure []image.Rectangle // boxes of confident, grammatical reads
 	for _, c := range cands {
 		if err := ctx.Err(); err != nil {
 			return res, fmt.Errorf("read plates: %w", err)
+		}
+		// A candidate mostly inside a plate already read with confidence
+		// (the characters of a blue plate seen as a white one, say) would
+		// only be dropped as a duplicate: it is not read.
+		if slices.ContainsFunc(sure, func(b image.Rectangle) bool { return within(c.Box, b) > 0.5 }) {
+			continue
 		}
 		p, err := r.readCandidate(img, c)
 		if err != nil {
@@ -160,6 +167,9 @@ func (r *Reader) read(ctx context.Context, img gocv.Mat, crop bool) (Result, err
 		}
 		if p.Confidence < r.opt.MinConfidence || len(p.Chars) < 5 {
 			continue
+		}
+		if p.Valid && p.Confidence >= goodEnough {
+			sure = append(sure, c.Box)
 		}
 		res.Plates = append(res.Plates, p)
 	}

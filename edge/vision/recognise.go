@@ -24,6 +24,7 @@ const (
 	topW, bottomW    = 48, 80
 	topEnd           = 0.42
 	bottomStart      = 0.34
+	topX0, topX1     = 0.15, 0.85 // the top row's two characters span 0.25–0.75
 	maxModelBytes    = 64 << 20
 )
 
@@ -208,7 +209,9 @@ func prepareInput(plate gocv.Mat, doubleRow bool) (gocv.Mat, error) {
 	h := src.Rows()
 	te := int(math.RoundToEven(topEnd * float64(h)))
 	bs := int(math.RoundToEven(bottomStart * float64(h)))
-	topR := src.Region(image.Rect(0, 0, src.Cols(), te))
+	x0 := int(math.RoundToEven(topX0 * float64(src.Cols())))
+	x1 := int(math.RoundToEven(topX1 * float64(src.Cols())))
+	topR := src.Region(image.Rect(x0, 0, x1, te))
 	defer topR.Close()
 	botR := src.Region(image.Rect(0, bs, src.Cols(), h))
 	defer botR.Close()

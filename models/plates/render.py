@@ -37,6 +37,7 @@ IN_H, IN_W = 32, 128          # model input
 DOUBLE_W, DOUBLE_H = 160, 80  # rectified double-row plate before the split
 TOP_W, BOTTOM_W = 48, 80      # widths of the two rows in the model input
 TOP_END, BOTTOM_START = 0.42, 0.34
+TOP_X0, TOP_X1 = 0.15, 0.85   # the top row's two characters span 0.25-0.75 of the width
 
 CJK_FONTS = [
     ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", 0),
@@ -193,16 +194,17 @@ def model_input(rect, double):
     """Turns a rectified plate (BGR) into the 32x128 model input layout.
 
     Single row: resize to 128x32. Double row: the rectified plate is
-    DOUBLE_W x DOUBLE_H; the top row (rows [0, 0.42h)) becomes the left 48
-    columns and the bottom row (rows [0.34h, h)) the right 80, so the CTC
-    reads top row then bottom row.
+    DOUBLE_W x DOUBLE_H; the top row (rows [0, 0.42h), columns [0.15w,
+    0.85w): its two characters and a margin) becomes the left 48 columns and
+    the bottom row (rows [0.34h, h)) the right 80, so the CTC reads top row
+    then bottom row.
     """
     if not double:
         if rect.shape[:2] != (IN_H, IN_W):
             rect = cv2.resize(rect, (IN_W, IN_H), interpolation=cv2.INTER_LINEAR)
         return rect
-    h = rect.shape[0]
-    top = rect[: int(round(TOP_END * h))]
+    h, w = rect.shape[:2]
+    top = rect[: int(round(TOP_END * h)), int(round(TOP_X0 * w)):int(round(TOP_X1 * w))]
     bottom = rect[int(round(BOTTOM_START * h)):]
     top = cv2.resize(top, (TOP_W, IN_H), interpolation=cv2.INTER_LINEAR)
     bottom = cv2.resize(bottom, (BOTTOM_W, IN_H), interpolation=cv2.INTER_LINEAR)

@@ -36,7 +36,7 @@ import render  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 NCLS = len(render.CHARS) + 1
-VERSION = "plate-rec-1"
+VERSION = "plate-rec-2"
 
 
 def log(*a):
@@ -46,7 +46,7 @@ def log(*a):
 class Net(nn.Module):
     """3x32x128 -> logits N x NCLS x 1 x 32 (CTC, blank = 0)."""
 
-    def __init__(self, w=(24, 48, 64, 96, 128)):
+    def __init__(self, w=(32, 64, 96, 128, 192)):
         super().__init__()
 
         def cbr(i, o, k=3, p=1):
@@ -184,7 +184,7 @@ def accuracy(model, imgs, texts):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--work", default=os.path.expanduser("~/.cache/plume-plates"))
+    ap.add_argument("--work", default=os.path.expanduser("~/.cache/plume-plates-2"))
     ap.add_argument("--data", default=os.path.join(REPO, "..", "shared", "data", "plates"))
     ap.add_argument("--synth", type=int, default=60000)
     ap.add_argument("--chunk", type=int, default=5000)
@@ -197,6 +197,7 @@ def main():
     ap.add_argument("--eval-every", type=int, default=1000)
     ap.add_argument("--finetune-steps", type=int, default=1500)
     ap.add_argument("--synth2", type=int, default=10000)
+    ap.add_argument("--widths", default="32,64,96,128,192", help="channels of the five conv stages")
     ap.add_argument("--export-only", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -211,7 +212,7 @@ def main():
     himgs = np.stack([load_crop(f) for f, _ in rheld]) if rheld else None
     htexts = [t for _, t in rheld]
 
-    model = Net()
+    model = Net(tuple(int(v) for v in args.widths.split(",")))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.1)
     step = 0
