@@ -249,9 +249,9 @@ type charRow struct {
 	top, bottom, slope float64
 	// slant is the characters' median lean (dx/dy): the shear a camera
 	// beside the lane gives a plate.
-	slant float64
-	height             float64   // median character height
-	xs                 []float64 // the characters' centres
+	slant  float64
+	height float64   // median character height
+	xs     []float64 // the characters' centres
 }
 
 type blob struct {
