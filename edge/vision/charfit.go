@@ -32,11 +32,13 @@ func fitToCharacters(img gocv.Mat, q [4]image.Point, colour plume.PlateColour, d
 	case colour == plume.PlateGreen:
 		layouts = []plateLayout{energyLayout, singleLayout}
 	}
-	out, ok := fitOnce(img, q, colour, layouts)
+	out, n, ok := fitOnce(img, q, colour, layouts)
 	if !ok {
 		return q, false
 	}
-	if again, ok := fitOnce(img, out, colour, layouts); ok {
+	// The second pass sees the plate straightened, but also more of what
+	// is beside it; it is kept only when it places as many characters.
+	if again, n2, ok := fitOnce(img, out, colour, layouts); ok && n2 >= n {
 		out = again
 	}
 	return out, true
@@ -57,7 +59,8 @@ func (f fitStrip) toImage(x, y float64) image.Point {
 // stripPlateH is the rough plate height in strip pixels.
 const stripPlateH = 40.0
 
-func fitOnce(img gocv.Mat, q [4]image.Point, colour plume.PlateColour, layouts []plateLayout) ([4]image.Point, bool) {
+// fitOnce fits once and also returns how many characters were placed.
+func fitOnce(img gocv.Mat, q [4]image.Point, colour plume.PlateColour, layouts []plateLayout) ([4]image.Point, int, bool) {
 	var f [4][2]float64
 	for i, p := range q {
 		f[i] = [2]float64{float64(p.X), float64(p.Y)}
@@ -65,13 +68,13 @@ func fitOnce(img gocv.Mat, q [4]image.Point, colour plume.PlateColour, layouts [
 	ux, uy := (f[1][0]-f[0][0]+f[2][0]-f[3][0])/2, (f[1][1]-f[0][1]+f[2][1]-f[3][1])/2
 	w := math.Hypot(ux, uy)
 	if w < 8 {
-		return q, false
+		return q, 0, false
 	}
 	ux, uy = ux/w, uy/w
 	vx, vy := -uy, ux
 	h := ((f[3][0]-f[0][0]+f[2][0]-f[1][0])*vx + (f[3][1]-f[0][1]+f[2][1]-f[1][1])*vy) / 2
 	if h < 4 || w/h > 12 {
-		return q, false
+		return q, 0, false
 	}
 	// The strip's scale makes the characters the size they have on a
 	// single-row plate stripPlateH high, whatever the layout.
@@ -88,7 +91,7 @@ func fitOnce(img gocv.Mat, q [4]image.Point, colour plume.PlateColour, layouts [
 	for i, xy := range [4][2]float64{{0, 0}, {float64(st.w), 0}, {float64(st.w), float64(st.h)}, {0, float64(st.h)}} {
 		p := st.toImage(xy[0], xy[1])
 		if math.Abs(float64(p.X)) > lim || math.Abs(float64(p.Y)) > lim {
-			return q, false
+			return q, 0, false
 		}
 		src[i] = gocv.Point2f{X: float32(p.X), Y: float32(p.Y)}
 	}
@@ -104,7 +107,7 @@ func fitOnce(img gocv.Mat, q [4]image.Point, colour plume.PlateColour, layouts [
 	gocv.WarpPerspectiveWithParams(img, &warped, m, image.Pt(st.w, st.h), gocv.InterpolationLinear, gocv.BorderReplicate, color.RGBA{})
 	bgr := warped.ToBytes()
 	if len(bgr) != st.w*st.h*3 {
-		return q, false
+		return q, 0, false
 	}
 	// Dark ink on yellow, green and white plates; light ink on blue and
 	// black ones. The other polarity is tried when the first finds no row.
@@ -112,19 +115,20 @@ func fitOnce(img gocv.Mat, q [4]image.Point, colour plume.PlateColour, layouts [
 	row, ok := findCharRow(inkMap(bgr, dark), st.w, st.h)
 	if !ok {
 		if row, ok = findCharRow(inkMap(bgr, !dark), st.w, st.h); !ok {
-			return q, false
+			return q, 0, false
 		}
 	}
 	var left, right float64
+	var n int
 	var l plateLayout
 	placed := false
 	for _, l = range layouts {
-		if left, right, placed = l.place(row); placed {
+		if left, right, n, placed = l.place(row, float64(st.w)/2-w*st.s/2, float64(st.w)/2+w*st.s/2); placed {
 			break
 		}
 	}
 	if !placed {
-		return q, false
+		return q, 0, false
 	}
 	kv := row.height / l.charH // strip pixels per millimetre, vertically
 	top := func(x float64) float64 { return row.top + row.slope*x - l.above*kv }
@@ -134,7 +138,7 @@ func fitOnce(img gocv.Mat, q [4]image.Point, colour plume.PlateColour, layouts [
 	at := func(x float64, y func(float64) float64) image.Point {
 		return st.toImage(x+row.slant*(y(x)-mid(x)), y(x))
 	}
-	return [4]image.Point{at(left, top), at(right, top), at(right, bot), at(left, bot)}, true
+	return [4]image.Point{at(left, top), at(right, top), at(right, bot), at(left, bot)}, n, true
 }
 
 // plateLayout is the GA 36 geometry of the row of characters fitted, in
@@ -167,8 +171,11 @@ var (
 // poor ruler over a whole plate); the proposal that puts most blobs
 // within 7 mm of a slot wins, and a least-squares fit of its matches
 // refines it. The province character, which often breaks into strokes,
-// and a character lost to the frame then cost nothing.
-func (l plateLayout) place(row charRow) (left, right float64, ok bool) {
+// and a character lost to the frame then cost nothing. Among proposals
+// that match as many blobs, the one whose ends are nearest the rough
+// quad's (roughL, roughR) wins: a row that lost its first or last
+// character matches the layout shifted by one slot as well as unshifted.
+func (l plateLayout) place(row charRow, roughL, roughR float64) (left, right float64, matched int, ok bool) {
 	k0 := row.height / l.charH
 	match := func(o, k float64) (n int, res float64, pairs [][2]float64) {
 		for _, x := range row.xs {
@@ -186,7 +193,7 @@ func (l plateLayout) place(row charRow) (left, right float64, ok bool) {
 		}
 		return n, res, pairs
 	}
-	bestN, bestRes := 0, math.Inf(1)
+	bestN, bestCost := 0, math.Inf(1)
 	var bestPairs [][2]float64
 	for i, xi := range row.xs {
 		for _, xj := range row.xs[i+1:] {
@@ -196,15 +203,25 @@ func (l plateLayout) place(row charRow) (left, right float64, ok bool) {
 					if k < 0.75*k0 || k > 1.35*k0 {
 						continue
 					}
-					if n, res, pairs := match(xi-ca*k, k); n > bestN || (n == bestN && res < bestRes) {
-						bestN, bestRes, bestPairs = n, res, pairs
+					o := xi - ca*k
+					n, res, pairs := match(o, k)
+					if n == 0 {
+						continue
+					}
+					// Mean distance from the slots (mm), plus the ends'
+					// distance from the rough quad's as a fraction of the
+					// plate's width, weighted so that one slot's shift
+					// (about 0.2) outweighs a few millimetres of fit.
+					cost := res/float64(n) + 40*(math.Abs(o-roughL)+math.Abs(o+l.width*k-roughR))/(l.width*k)
+					if n > bestN || (n == bestN && cost < bestCost) {
+						bestN, bestCost, bestPairs = n, cost, pairs
 					}
 				}
 			}
 		}
 	}
 	if bestN < 4 || bestN < len(row.xs)-2 {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	var sc, sx, scc, scx float64
 	for _, p := range bestPairs {
@@ -216,14 +233,14 @@ func (l plateLayout) place(row charRow) (left, right float64, ok bool) {
 	n := float64(len(bestPairs))
 	d := n*scc - sc*sc
 	if d <= 0 {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	k := (n*scx - sc*sx) / d
 	o := (sx - k*sc) / n
 	if k < 0.7*k0 || k > 1.4*k0 {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
-	return o, o + l.width*k, true
+	return o, o + l.width*k, bestN, true
 }
 
 // inkMap returns, per pixel, how much it looks like character ink: for dark

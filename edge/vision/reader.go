@@ -238,7 +238,7 @@ func (r *Reader) readCandidate(img gocv.Mat, c Candidate) (Plate, error) {
 	}
 	refined := false
 	for k := 0; k < len(quads)*len(modes); k++ {
-		if best.Valid && best.Confidence >= goodEnough {
+		if best.Valid && best.Confidence >= goodEnough && (c.Colour != plume.PlateGreen || len(best.Chars) == 8) {
 			break // a confident, grammatical read: no need for other quads
 		}
 		corners, double := quads[k/len(modes)], modes[k%len(modes)]
@@ -308,7 +308,13 @@ func (r *Reader) readCandidate(img gocv.Mat, c Candidate) (Plate, error) {
 			}
 		}
 		p.Kind = kind(p.Colour, p.DoubleRow, len(rec.Chars))
-		if rk := rank(p); rk > bestRank {
+		rk := rank(p)
+		if c.Colour == plume.PlateGreen && p.Valid && len(rec.Chars) == 8 {
+			// On a green plate a grammatical 7-character read is most
+			// likely a new-energy plate cut short: the 8 win.
+			rk += 0.5
+		}
+		if rk > bestRank {
 			if r.opt.KeepCrop {
 				if buf, err := gocv.IMEncode(gocv.PNGFileExt, rect); err == nil {
 					p.Crop = slices.Clone(buf.GetBytes())
