@@ -68,3 +68,14 @@ func TestFitToCharactersNothing(t *testing.T) {
 		}
 	}
 }
+
+func TestWithTopRow(t *testing.T) {
+	// The bottom row region of a double-row plate is 130 of its 220 mm:
+	// 65 pixels high here, so the plate's top is 45 pixels above it.
+	q := [4]image.Point{{100, 100}, {300, 100}, {300, 165}, {100, 165}}
+	got := withTopRow(q)
+	want := [4]image.Point{{100, 55}, {300, 55}, {300, 165}, {100, 165}}
+	if got != want {
+		t.Fatalf("withTopRow(%v) = %v, want %v", q, got, want)
+	}
+}

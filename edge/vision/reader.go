@@ -230,26 +230,39 @@ func (r *Reader) readCandidate(img gocv.Mat, c Candidate) (Plate, error) {
 	}
 	var best Plate
 	var bestRank = -1.0
-	quads := append([][4]image.Point{c.Corners}, c.Alternatives...)
+	type attempt struct {
+		corners [4]image.Point
+		double  bool
+	}
+	var tries []attempt
+	add := func(qs ...[4]image.Point) {
+		for _, q := range qs {
+			for _, m := range modes {
+				tries = append(tries, attempt{q, m})
+			}
+		}
+	}
 	// The quad fitted to the characters first: the outline's corners are
 	// only as good as the colour mask.
 	if q, ok := fitToCharacters(img, c.Corners, c.Colour, c.DoubleRow); ok {
-		quads = append([][4]image.Point{q}, quads...)
+		add(q)
 	}
-	refined := false
-	for k := 0; k < len(quads)*len(modes); k++ {
+	add(c.Corners)
+	add(c.Alternatives...)
+	refined, asDouble := false, false
+	for k := 0; k < len(tries); k++ {
 		if best.Valid && best.Confidence >= goodEnough && (c.Colour != plume.PlateGreen || len(best.Chars) == 8) {
 			break // a confident, grammatical read: no need for other quads
 		}
-		corners, double := quads[k/len(modes)], modes[k%len(modes)]
-		if k == len(quads)*len(modes)-1 && !refined && !c.DoubleRow {
+		corners, double := tries[k].corners, tries[k].double
+		if k == len(tries)-1 && !refined && !c.DoubleRow {
 			// Last resort before giving up: the quad re-estimated from
 			// the characters, first their rows, then their columns
 			// within those rows.
 			refined = true
 			v, ok := refineVertical(img, c.Corners)
 			if ok {
-				quads = append(quads, v)
+				add(v)
 			}
 			// Only when the outline is not plate-shaped (440:140 is 3.1,
 			// 480:140 3.4): a mask that spilt onto the car (longer than
@@ -259,14 +272,14 @@ func (r *Reader) readCandidate(img gocv.Mat, c Candidate) (Plate, error) {
 			switch {
 			case c.Aspect > 4.2:
 				if h, ok := refineHorizontal(img, v); ok {
-					quads = append(quads, h)
+					add(h)
 				}
 			case c.Aspect < 2.8:
 				target := 440.0 / 140
 				if c.Colour == plume.PlateGreen {
 					target = 480.0 / 140
 				}
-				quads = append(quads, widenToAspect(v, target)...)
+				add(widenToAspect(v, target)...)
 			}
 		}
 		rect, err := rectify(img, corners, double)
@@ -307,6 +320,11 @@ func (r *Reader) readCandidate(img gocv.Mat, c Candidate) (Plate, error) {
 				p.Colour = plume.PlateGreen
 			}
 		}
+		if double && p.Valid && p.Colour != plume.PlateYellow {
+			// GA 36 double-row plates are yellow; a colour cast or dirt
+			// made the mask call it otherwise.
+			p.Colour = plume.PlateYellow
+		}
 		p.Kind = kind(p.Colour, p.DoubleRow, len(rec.Chars))
 		rk := rank(p)
 		if c.Colour == plume.PlateGreen && p.Valid && len(rec.Chars) == 8 {
@@ -324,8 +342,34 @@ func (r *Reader) readCandidate(img gocv.Mat, c Candidate) (Plate, error) {
 			best, bestRank = p, rk
 		}
 		rect.Close()
+		if k == len(tries)-1 && !asDouble && !c.DoubleRow && !best.Valid && len(best.Chars) >= 5 && len(best.Chars) <= 6 {
+			// Five or six characters and no grammar: the bottom row of a
+			// double-row plate whose top row the mask missed (a dirty
+			// or shadowed truck plate). Place the whole plate from that
+			// row and read it as double row.
+			asDouble = true
+			if q, ok := fitToCharacters(img, withTopRow(c.Corners), c.Colour, true); ok {
+				tries = append(tries, attempt{q, true})
+			}
+		}
 	}
 	return best, nil
+}
+
+// withTopRow extends a quad around the bottom row of a double-row plate
+// (130 of its 220 mm) upwards to the whole plate.
+func withTopRow(q [4]image.Point) [4]image.Point {
+	var f [4][2]float64
+	for i, p := range q {
+		f[i] = [2]float64{float64(p.X), float64(p.Y)}
+	}
+	h := (math.Hypot(f[3][0]-f[0][0], f[3][1]-f[0][1]) + math.Hypot(f[2][0]-f[1][0], f[2][1]-f[1][1])) / 2
+	f = extendTop(f, h*90/130)
+	var out [4]image.Point
+	for i, p := range f {
+		out[i] = image.Pt(int(math.Round(p[0])), int(math.Round(p[1])))
+	}
+	return out
 }
 
 func kind(c plume.PlateColour, double bool, n int) string {
