@@ -195,8 +195,10 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ckpt-every", type=int, default=100)
     ap.add_argument("--eval-every", type=int, default=1000)
-    ap.add_argument("--finetune-steps", type=int, default=1500)
+    ap.add_argument("--finetune-steps", type=int, default=3000)
     ap.add_argument("--synth2", type=int, default=10000)
+    ap.add_argument("--ft-real", type=int, default=16, help="stage 2: lprnet-crops per batch")
+    ap.add_argument("--ft-mined", type=int, default=16, help="stage 2: mined tollbooth plates per batch")
     ap.add_argument("--widths", default="32,64,96,128,192", help="channels of the five conv stages")
     ap.add_argument("--export-only", action="store_true")
     args = ap.parse_args()
@@ -320,8 +322,8 @@ def finetune(model, args, simgs, stexts, rimgs, rtexts, himgs, htexts):
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     model.train()
     t0, seen, avg = time.time(), 0, None
-    nt = 12 if mined else 0
-    nr = 12 if rimgs is not None else 0
+    nt = args.ft_mined if mined else 0
+    nr = args.ft_real if rimgs is not None else 0
     while step < args.finetune_steps:
         si = nprng.integers(0, len(stexts), args.batch - nt - nr)
         batch = [simgs[i] for i in si]
