@@ -9,10 +9,10 @@
 # Needs: python3-torch python3-torchvision python3-onnx python3-opencv
 # python3-pil python3-numpy (deploy/bootstrap installs them), fonts-wqy-zenhei,
 # fonts-noto-cjk. Progress goes to stdout; the work directory
-# (~/.cache/plume-plates) holds the rendered set and ckpt.pt, so running the
-# command again after an interruption resumes where it stopped.
-# About 25 minutes on 2 idle CPU cores (stage 1 ~15, stage 2 ~6, rendering ~5);
-# it took about 55 on 2 cores shared with other builds.
+# (~/.cache/plume-plates-2) holds the rendered set and the checkpoints, so
+# running the command again after an interruption resumes where it stopped.
+# About 30 minutes on 2 idle CPU cores (rendering ~4, stage 1 ~16, stage 2
+# ~8, export ~1); longer on cores shared with other builds.
 set -euo pipefail
 cd "$(dirname "$0")"
 exec nice -n 10 /usr/bin/python3 -u train.py "$@"
