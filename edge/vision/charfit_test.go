@@ -79,3 +79,25 @@ func TestWithTopRow(t *testing.T) {
 		t.Fatalf("withTopRow(%v) = %v, want %v", q, got, want)
 	}
 }
+
+// FuzzFitToCharacters feeds arbitrary quads (out of the image, crossed,
+// degenerate, huge) to the fit over a real scene: it must return, never
+// panic or reach OpenCV with a bad size.
+func FuzzFitToCharacters(f *testing.F) {
+	dir, metas := scenes(f)
+	img := gocv.IMRead(filepath.Join(dir, metas[0].File), gocv.IMReadColor)
+	f.Cleanup(func() { img.Close() })
+	c := metas[0].Corners
+	f.Add(c[0][0], c[0][1], c[1][0], c[1][1], c[2][0], c[2][1], c[3][0], c[3][1], false)
+	f.Add(0, 0, 1919, 0, 1919, 1079, 0, 1079, true)
+	f.Add(500, 500, 400, 500, 400, 520, 500, 520, false)
+	f.Add(-100000, 5, 100000, 5, 100000, 9, -100000, 9, false)
+	f.Add(10, 10, 10, 10, 10, 10, 10, 10, true)
+	f.Fuzz(func(t *testing.T, x0, y0, x1, y1, x2, y2, x3, y3 int, double bool) {
+		q := [4]image.Point{{x0, y0}, {x1, y1}, {x2, y2}, {x3, y3}}
+		got, ok := fitToCharacters(img, q, plume.PlateBlue, double)
+		if !ok && got != q {
+			t.Fatalf("a failed fit changed the quad: %v -> %v", q, got)
+		}
+	})
+}
