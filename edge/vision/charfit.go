@@ -11,19 +11,20 @@ import (
 	"github.com/plume-emissions/plume"
 )
 
-// fitToCharacters re-estimates a plate's corners from the characters
-// inside a rough quad (of a double-row plate, from its bottom row). A colour outline is only as good as the
-// mask: it spills onto a same-coloured car body, misses the pale top of a
-// new-energy plate, or follows a dirty edge, and the recogniser then reads
-// a skewed or loose crop. The characters are what the recogniser needs, and
-// they sit on two straight lines at fixed GA 36 distances from the plate's
-// edges. The quad's region, grown, is straightened into a strip; the
-// character-sized blobs of the plate's ink polarity that share a height and
-// a baseline give the tilt and the top and bottom lines; the last character
-// gives the right end and the plate width the left (the province character
-// often falls apart into strokes). The fit is run twice, the second time
-// from the first fit's quad. It reports false when no row of at least four
-// characters is found.
+// fitToCharacters re-estimates a plate's corners from the characters inside
+// a rough quad (of a double-row plate, from its bottom row). A colour
+// outline is only as good as its mask: it spills onto a same-coloured car
+// body, misses the pale top of a new-energy plate, or follows a dirty edge,
+// and the recogniser then reads a skewed or loose crop. The characters are
+// what the recogniser needs, and they sit between two straight lines at
+// fixed GA 36 distances from the plate's edges. The quad's region, grown,
+// is straightened into a strip; the character-sized blobs of the plate's
+// ink polarity that share a height and a line give the tilt, the slant and
+// the top and bottom lines; matching their centres to the layout's
+// character slots gives the ends (the province character, which often
+// falls apart into strokes, is not needed). The fit is run twice, the
+// second time from the first fit's quad. It reports false, and returns q,
+// when no row of at least four characters fits the layout.
 func fitToCharacters(img gocv.Mat, q [4]image.Point, colour plume.PlateColour, double bool) ([4]image.Point, bool) {
 	layouts := []plateLayout{singleLayout, energyLayout}
 	switch {
@@ -86,6 +87,9 @@ func fitOnce(img gocv.Mat, q [4]image.Point, colour plume.PlateColour, layouts [
 	}
 	st.w = min(512, int(math.Round(ph*w/h*1.3)))
 	st.h = int(math.Round(ph * 2.2))
+	if st.w < 16 {
+		return q, 0, false // taller than wide: no row of characters
+	}
 	lim := float64(4 * max(img.Cols(), img.Rows()))
 	src := make([]gocv.Point2f, 4)
 	for i, xy := range [4][2]float64{{0, 0}, {float64(st.w), 0}, {float64(st.w), float64(st.h)}, {0, float64(st.h)}} {
@@ -166,7 +170,7 @@ var (
 
 // place finds the plate's left and right ends (strip pixels) by matching
 // the row's characters to the layout's slots. Every two blobs matched to
-// every two slots propose an offset and a scale (within a third of what
+// every two slots propose an offset and a scale (0.75 to 1.35 times what
 // the character height gives: blur and bold strokes make that height a
 // poor ruler over a whole plate); the proposal that puts most blobs
 // within 7 mm of a slot wins, and a least-squares fit of its matches
