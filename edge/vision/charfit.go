@@ -2,7 +2,6 @@ package vision
 
 import (
 	"image"
-	"image/color"
 	"math"
 	"slices"
 
@@ -90,25 +89,15 @@ func fitOnce(img gocv.Mat, q [4]image.Point, colour plume.PlateColour, layouts [
 	if st.w < 16 {
 		return q, 0, false // taller than wide: no row of characters
 	}
-	lim := float64(4 * max(img.Cols(), img.Rows()))
-	src := make([]gocv.Point2f, 4)
+	var strip [4]image.Point
 	for i, xy := range [4][2]float64{{0, 0}, {float64(st.w), 0}, {float64(st.w), float64(st.h)}, {0, float64(st.h)}} {
-		p := st.toImage(xy[0], xy[1])
-		if math.Abs(float64(p.X)) > lim || math.Abs(float64(p.Y)) > lim {
-			return q, 0, false
-		}
-		src[i] = gocv.Point2f{X: float32(p.X), Y: float32(p.Y)}
+		strip[i] = st.toImage(xy[0], xy[1])
 	}
-	dst := []gocv.Point2f{{X: 0, Y: 0}, {X: float32(st.w), Y: 0}, {X: float32(st.w), Y: float32(st.h)}, {X: 0, Y: float32(st.h)}}
-	sv := gocv.NewPoint2fVectorFromPoints(src)
-	defer sv.Close()
-	dv := gocv.NewPoint2fVectorFromPoints(dst)
-	defer dv.Close()
-	m := gocv.GetPerspectiveTransform2f(sv, dv)
-	defer m.Close()
-	warped := gocv.NewMat()
+	warped, err := warpQuad(img, strip, st.w, st.h)
 	defer warped.Close()
-	gocv.WarpPerspectiveWithParams(img, &warped, m, image.Pt(st.w, st.h), gocv.InterpolationLinear, gocv.BorderReplicate, color.RGBA{})
+	if err != nil {
+		return q, 0, false
+	}
 	bgr := warped.ToBytes()
 	if len(bgr) != st.w*st.h*3 {
 		return q, 0, false
@@ -427,33 +416,27 @@ func median(v []float64) float64 {
 // scale, that tall.
 func cutLongRuns(bin []bool, w, h, n int) {
 	var long []int
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; {
-			e := x
-			for e < w && bin[y*w+e] {
+	// scan collects the runs longer than n along one line of count
+	// pixels starting at start, step apart.
+	scan := func(start, step, count int) {
+		for i := 0; i < count; {
+			e := i
+			for e < count && bin[start+e*step] {
 				e++
 			}
-			if e-x > n {
-				for i := x; i < e; i++ {
-					long = append(long, y*w+i)
+			if e-i > n {
+				for j := i; j < e; j++ {
+					long = append(long, start+j*step)
 				}
 			}
-			x = e + 1
+			i = e + 1
 		}
 	}
+	for y := 0; y < h; y++ {
+		scan(y*w, 1, w)
+	}
 	for x := 0; x < w; x++ {
-		for y := 0; y < h; {
-			e := y
-			for e < h && bin[e*w+x] {
-				e++
-			}
-			if e-y > n {
-				for i := y; i < e; i++ {
-					long = append(long, i*w+x)
-				}
-			}
-			y = e + 1
-		}
+		scan(x, w, h)
 	}
 	for _, i := range long {
 		bin[i] = false
@@ -485,6 +468,8 @@ func localThreshold(v []byte, w, h, r, c int) []bool {
 }
 
 // components labels the 8-connected regions of bin and returns their boxes.
+// It is plain Go rather than gocv.ConnectedComponentsWithStats because the
+// slant needs per-region pixel sums that OpenCV's statistics do not give.
 func components(bin []bool, w, h int) []blob {
 	seen := make([]bool, len(bin))
 	var out []blob

@@ -398,16 +398,28 @@ func rectify(img gocv.Mat, corners [4]image.Point, double bool) (gocv.Mat, error
 	if double {
 		w, h = doubleW, doubleH
 	}
+	out, err := warpQuad(img, corners, w, h)
+	if err != nil {
+		return out, fmt.Errorf("rectify: %w", err)
+	}
+	return out, nil
+}
+
+// warpQuad warps the quad (TL, TR, BR, BL) of img to a w×h image with a
+// perspective transform, replicating the border; the caller closes the
+// returned Mat, even on error. Corners far outside the image and
+// degenerate quads are refused before OpenCV sees them.
+func warpQuad(img gocv.Mat, q [4]image.Point, w, h int) (gocv.Mat, error) {
 	lim := 4 * max(img.Cols(), img.Rows())
 	src := make([]gocv.Point2f, 4)
-	for i, p := range corners {
+	for i, p := range q {
 		if p.X < -lim || p.Y < -lim || p.X > lim || p.Y > lim {
-			return gocv.NewMat(), fmt.Errorf("rectify: corner %v far outside the image", p)
+			return gocv.NewMat(), fmt.Errorf("corner %v far outside the image", p)
 		}
 		src[i] = gocv.Point2f{X: float32(p.X), Y: float32(p.Y)}
 	}
-	if area := quadArea(corners); area < 16 {
-		return gocv.NewMat(), fmt.Errorf("rectify: degenerate quad %v", corners)
+	if area := quadArea(q); area < 16 {
+		return gocv.NewMat(), fmt.Errorf("degenerate quad %v", q)
 	}
 	dst := []gocv.Point2f{{X: 0, Y: 0}, {X: float32(w), Y: 0}, {X: float32(w), Y: float32(h)}, {X: 0, Y: float32(h)}}
 	sv := gocv.NewPoint2fVectorFromPoints(src)

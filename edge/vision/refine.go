@@ -2,7 +2,6 @@ package vision
 
 import (
 	"image"
-	"image/color"
 	"math"
 
 	"gocv.io/x/gocv"
@@ -161,30 +160,14 @@ func refineHorizontal(img gocv.Mat, q [4]image.Point) ([4]image.Point, bool) {
 // horizontal Sobel response of its grey levels, row-major.
 func verticalEdges(img gocv.Mat, g [4][2]float64, w, h int) ([]byte, bool) {
 	var gp [4]image.Point
-	lim := 4 * max(img.Cols(), img.Rows())
 	for i, p := range g {
 		gp[i] = image.Pt(int(math.Round(p[0])), int(math.Round(p[1])))
-		if gp[i].X < -lim || gp[i].Y < -lim || gp[i].X > lim || gp[i].Y > lim {
-			return nil, false
-		}
 	}
-	if quadArea(gp) < 16 {
+	warped, err := warpQuad(img, gp, w, h)
+	defer warped.Close()
+	if err != nil {
 		return nil, false
 	}
-	src := make([]gocv.Point2f, 4)
-	for i, p := range gp {
-		src[i] = gocv.Point2f{X: float32(p.X), Y: float32(p.Y)}
-	}
-	dst := []gocv.Point2f{{X: 0, Y: 0}, {X: float32(w), Y: 0}, {X: float32(w), Y: float32(h)}, {X: 0, Y: float32(h)}}
-	sv := gocv.NewPoint2fVectorFromPoints(src)
-	defer sv.Close()
-	dv := gocv.NewPoint2fVectorFromPoints(dst)
-	defer dv.Close()
-	m := gocv.GetPerspectiveTransform2f(sv, dv)
-	defer m.Close()
-	warped := gocv.NewMat()
-	defer warped.Close()
-	gocv.WarpPerspectiveWithParams(img, &warped, m, image.Pt(w, h), gocv.InterpolationLinear, gocv.BorderReplicate, color.RGBA{})
 	gray := gocv.NewMat()
 	defer gray.Close()
 	gocv.CvtColor(warped, &gray, gocv.ColorBGRToGray)
