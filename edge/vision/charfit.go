@@ -305,7 +305,7 @@ func findCharRow(ink []byte, w, h int) (charRow, bool) {
 		cands = append(cands, b)
 	}
 	var best []blob
-	bestRes := math.Inf(1)
+	bestScore, bestRes := 0.0, math.Inf(1)
 	for _, seed := range cands {
 		var g []blob
 		for _, b := range cands {
@@ -314,8 +314,9 @@ func findCharRow(ink []byte, w, h int) (charRow, bool) {
 			}
 		}
 		g, res := alignRow(g)
-		if len(g) > len(best) || (len(g) == len(best) && res < bestRes) {
-			best, bestRes = g, res
+		score := rowScore(g)
+		if score > bestScore || (score == bestScore && res < bestRes) {
+			best, bestScore, bestRes = g, score, res
 		}
 	}
 	if len(best) < 4 {
@@ -337,6 +338,22 @@ func findCharRow(ink []byte, w, h int) (charRow, bool) {
 	row.top, row.bottom, row.height = median(tops), median(bots), median(hs)
 	row.slant = max(-0.5, min(0.5, median(slants)))
 	return row, true
+}
+
+// rowScore counts a row's blobs, a thin one (narrower than a quarter of its
+// height: a 1, or one bar of a radiator grille or a fence) as half: a grille
+// above or below the plate is a longer row of equal blobs than the plate's
+// own characters, but of bars.
+func rowScore(g []blob) float64 {
+	s := 0.0
+	for _, b := range g {
+		if float64(b.x1-b.x0) < 0.25*b.h() {
+			s += 0.5
+		} else {
+			s++
+		}
+	}
+	return s
 }
 
 // alignRow keeps the blobs within 15 % of their median height of a line

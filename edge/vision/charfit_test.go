@@ -101,3 +101,31 @@ func FuzzFitToCharacters(f *testing.F) {
 		}
 	})
 }
+
+// TestFindCharRowSkipsGrille puts a radiator grille (a longer row of thin
+// bars of character height) above a row of six characters in an ink map:
+// the characters are the row found.
+func TestFindCharRowSkipsGrille(t *testing.T) {
+	const w, h = 300, 88
+	ink := make([]byte, w*h)
+	fill := func(x0, y0, x1, y1 int) {
+		for y := y0; y < y1; y++ {
+			for x := x0; x < x1; x++ {
+				ink[y*w+x] = 255
+			}
+		}
+	}
+	for i := range 10 {
+		fill(20+i*26, 4, 24+i*26, 30) // bars 4 wide, 26 high
+	}
+	for i := range 6 {
+		fill(40+i*30, 45, 56+i*30, 71) // characters 16 wide, 26 high
+	}
+	row, ok := findCharRow(ink, w, h)
+	if !ok {
+		t.Fatal("no row found")
+	}
+	if len(row.xs) != 6 || row.top < 40 {
+		t.Errorf("found %d blobs with top %.0f, want the 6 characters with top 45", len(row.xs), row.top)
+	}
+}
