@@ -1,8 +1,12 @@
 """Trains Plume's plate recogniser (CNN, CTC) and exports it to ONNX opset 11.
 
-Run through train.sh. Stages, each resumable:
+Run through train.sh. The model is an ensemble of --members networks of the
+same architecture that differ in the length of stage 1; Ensemble averages
+their logits in one ONNX graph. Stages, each resumable:
   1. render the synthetic set in chunks (WORK/synth-NN.npz; existing chunks are kept);
-  2. train, checkpointing WORK/ckpt.pt every --ckpt-every steps (resumes from it);
+  2. for each member N: stage 1, checkpointing WORK/member-N/ckpt.pt every
+     --ckpt-every steps, then stage 2 (WORK/member-N/ckpt2.pt), each
+     resuming from its checkpoint; a finished member is not trained again;
   3. export models/plates/plate-rec.onnx, check it in OpenCV DNN, write the
      parity fixture (testdata/plates/parity/) and models/plates/metrics.json.
 
@@ -36,7 +40,7 @@ import render  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 NCLS = len(render.CHARS) + 1
-VERSION = "plate-rec-2"
+VERSION = "plate-rec-3"
 
 
 def log(*a):
@@ -184,11 +188,12 @@ def accuracy(model, imgs, texts):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--work", default=os.path.expanduser("~/.cache/plume-plates-2"))
+    ap.add_argument("--work", default=os.path.expanduser("~/.cache/plume-plates-3"))
     ap.add_argument("--data", default=os.path.join(REPO, "..", "shared", "data", "plates"))
     ap.add_argument("--synth", type=int, default=60000)
     ap.add_argument("--chunk", type=int, default=5000)
-    ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--members", default="6000,9000",
+                    help="stage-1 steps of each member of the ensemble, one member per value, trained in WORK/member-N")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--real-per-batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=3e-3)
@@ -200,7 +205,7 @@ def main():
     ap.add_argument("--ft-real", type=int, default=16, help="stage 2: lprnet-crops per batch")
     ap.add_argument("--ft-mined", type=int, default=16, help="stage 2: mined tollbooth plates per batch")
     ap.add_argument("--widths", default="32,64,96,128,192", help="channels of the five conv stages")
-    ap.add_argument("--export-only", action="store_true")
+    ap.add_argument("--export-only", action="store_true", help="export the members' finished checkpoints")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(1)
@@ -214,11 +219,52 @@ def main():
     himgs = np.stack([load_crop(f) for f, _ in rheld]) if rheld else None
     htexts = [t for _, t in rheld]
 
+    members = []
+    steps = [int(v) for v in args.members.split(",")]
+    for i, n in enumerate(steps):
+        mdir = os.path.join(args.work, "member-%d" % (i + 1))
+        log("member %d/%d: stage 1 %d steps, stage 2 %d steps, in %s" % (i + 1, len(steps), n, args.finetune_steps, mdir))
+        model = train_member(args, n, mdir, simgs, stexts, rimgs, rtexts, himgs, htexts)
+        if model is None:
+            return
+        if himgs is not None:
+            log("member %d: lprnet-crops held-out exact %.1f%%" % (i + 1, 100 * accuracy(model, himgs, htexts)))
+        members.append(model)
+    export(Ensemble(members), args, himgs, htexts)
+
+
+class Ensemble(nn.Module):
+    """The members' mean logits: one ONNX graph, one forward pass in Go.
+    (Mean logits, not mean log-probabilities: OpenCV 4.6 imports neither
+    LogSoftmax nor Log.)"""
+
+    def __init__(self, members):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x):
+        return sum(m(x) for m in self.members) * (1.0 / len(self.members))
+
+
+def train_member(args, steps, mdir, simgs, stexts, rimgs, rtexts, himgs, htexts):
+    """Stage 1 (MDIR/ckpt.pt) then stage 2 (MDIR/ckpt2.pt) of one member,
+    each resumed from its checkpoint. Returns the trained model, or None
+    when stopped (run again to resume)."""
+    os.makedirs(mdir, exist_ok=True)
     model = Net(tuple(int(v) for v in args.widths.split(",")))
+    ckpt2 = os.path.join(mdir, "ckpt2.pt")
+    if os.path.exists(ckpt2):
+        st = torch.load(ckpt2)
+        if st["step"] >= args.finetune_steps or args.export_only:
+            log("member finished: %s at stage 2 step %d" % (ckpt2, st["step"]))
+            model.load_state_dict(st["model"])
+            return model
+    if args.export_only:
+        raise SystemExit("--export-only: %s is missing" % ckpt2)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps, pct_start=0.1)
     step = 0
-    ckpt = os.path.join(args.work, "ckpt.pt")
+    ckpt = os.path.join(mdir, "ckpt.pt")
     if os.path.exists(ckpt):
         st = torch.load(ckpt)
         model.load_state_dict(st["model"])
@@ -241,7 +287,7 @@ def main():
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     model.train()
     t0, seen, avg = time.time(), 0, None
-    while step < args.steps and not args.export_only:
+    while step < steps:
         ns = args.batch - (args.real_per_batch if rimgs is not None else 0)
         si = nprng.integers(0, len(stexts), ns)
         batch = [simgs[i] for i in si]
@@ -267,31 +313,25 @@ def main():
         avg = loss.item() if avg is None else 0.95 * avg + 0.05 * loss.item()
         if step % 20 == 0:
             rate = seen / (time.time() - t0)
-            eta = (args.steps - step) * args.batch / rate
-            log("step %d/%d loss %.3f lr %.2e %.0f samples/s eta %dm%02ds" % (step, args.steps, avg, sched.get_last_lr()[0], rate, eta // 60, eta % 60))
+            eta = (steps - step) * args.batch / rate
+            log("step %d/%d loss %.3f lr %.2e %.0f samples/s eta %dm%02ds" % (step, steps, avg, sched.get_last_lr()[0], rate, eta // 60, eta % 60))
         if step % args.ckpt_every == 0 or stop["now"]:
             save()
         if step % args.eval_every == 0 and himgs is not None:
             log("eval step %d: lprnet-crops held-out exact %.1f%%" % (step, 100 * accuracy(model, himgs, htexts)))
         if stop["now"]:
             log("stopped at step %d; run again to resume" % step)
-            return
-    if step < args.steps and not args.export_only:
-        return
+            return None
     save()
-    if args.finetune_steps > 0 and not args.export_only:
-        if not finetune(model, args, simgs, stexts, rimgs, rtexts, himgs, htexts):
-            return
-    elif args.export_only and os.path.exists(os.path.join(args.work, "ckpt2.pt")):
-        model.load_state_dict(torch.load(os.path.join(args.work, "ckpt2.pt"))["model"])
-        log("export: stage 2 weights")
-    export(model, args, himgs, htexts)
+    if args.finetune_steps > 0 and not finetune(model, args, mdir, simgs, stexts, rimgs, rtexts, himgs, htexts):
+        return None
+    return model
 
 
-def finetune(model, args, simgs, stexts, rimgs, rtexts, himgs, htexts):
+def finetune(model, args, mdir, simgs, stexts, rimgs, rtexts, himgs, htexts):
     """Stage 2: continue from stage 1 with mined tollbooth plates in every
-    batch, at a lower learning rate. Resumes from WORK/ckpt2.pt."""
-    ckpt2 = os.path.join(args.work, "ckpt2.pt")
+    batch, at a lower learning rate. Resumes from MDIR/ckpt2.pt."""
+    ckpt2 = os.path.join(mdir, "ckpt2.pt")
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=args.finetune_steps, pct_start=0.05)
     step = 0
@@ -364,7 +404,7 @@ def finetune(model, args, simgs, stexts, rimgs, rtexts, himgs, htexts):
 
 def export(model, args, himgs, htexts):
     model.eval()
-    metrics = {"version": VERSION, "steps": args.steps, "finetune_steps": args.finetune_steps}
+    metrics = {"version": VERSION, "members_stage1_steps": [int(v) for v in args.members.split(",")], "finetune_steps": args.finetune_steps}
     val = synth_val()
     for k, (imgs, texts) in val.items():
         metrics["synthetic_" + k] = round(100 * accuracy(model, imgs, texts), 2)
