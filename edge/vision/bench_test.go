@@ -79,3 +79,20 @@ func BenchmarkLocate1080p(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLocateRows1080p: the fallback locator on a 1920×1080 scene (run
+// by Reader only when Locate's candidates gave no grammatical read).
+func BenchmarkLocateRows1080p(b *testing.B) {
+	dir, metas := scenes(b)
+	img, err := DecodeImage(readFile(b, filepath.Join(dir, metas[0].File)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer img.Close()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := LocateRows(img, LocateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

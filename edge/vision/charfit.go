@@ -105,9 +105,11 @@ func fitOnce(img gocv.Mat, q [4]image.Point, colour plume.PlateColour, layouts [
 	// Dark ink on yellow, green and white plates; light ink on blue and
 	// black ones. The other polarity is tried when the first finds no row.
 	dark := colour == plume.PlateYellow || colour == plume.PlateGreen || colour == plume.PlateWhite
-	row, ok := findCharRow(inkMap(bgr, dark), st.w, st.h)
+	// On a white plate any dark channel is ink: the police plate's red 警.
+	red := colour == plume.PlateWhite
+	row, ok := findCharRow(inkMap(bgr, dark, red), st.w, st.h)
 	if !ok {
-		if row, ok = findCharRow(inkMap(bgr, !dark), st.w, st.h); !ok {
+		if row, ok = findCharRow(inkMap(bgr, !dark, false), st.w, st.h); !ok {
 			return q, 0, false
 		}
 	}
@@ -238,15 +240,19 @@ func (l plateLayout) place(row charRow, roughL, roughR float64) (left, right flo
 
 // inkMap returns, per pixel, how much it looks like character ink: for dark
 // ink 255 minus the brightest channel (a coloured background is bright in
-// at least one), for light ink the darkest channel (a white character is
-// bright in all three).
-func inkMap(bgr []byte, dark bool) []byte {
+// at least one), or with red 255 minus the darkest (on a white background
+// a red character is ink too); for light ink the darkest channel (a white
+// character is bright in all three).
+func inkMap(bgr []byte, dark, red bool) []byte {
 	out := make([]byte, len(bgr)/3)
 	for i := range out {
 		b, g, r := bgr[3*i], bgr[3*i+1], bgr[3*i+2]
-		if dark {
+		switch {
+		case dark && red:
+			out[i] = 255 - min(b, g, r)
+		case dark:
 			out[i] = 255 - max(b, g, r)
-		} else {
+		default:
 			out[i] = min(b, g, r)
 		}
 	}

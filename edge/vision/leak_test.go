@@ -12,9 +12,9 @@ import (
 	"gocv.io/x/gocv"
 )
 
-// TestNoMatLeaks runs the whole pipeline — decoding, localisation,
-// rectification, recognition, crops, bad input — and checks that every Mat
-// it created was closed. Run with: go test -tags matprofile ./edge/vision/
+// TestNoMatLeaks runs the whole pipeline — decoding, localisation (both
+// locators), rectification, recognition, crops, bad input — and checks that
+// every Mat it created was closed. Run with: go test -tags matprofile ./edge/vision/
 func TestNoMatLeaks(t *testing.T) {
 	start := gocv.MatProfile.Count()
 	func() {
@@ -26,6 +26,11 @@ func TestNoMatLeaks(t *testing.T) {
 			if _, err := r.ReadImage(ctx, readFile(t, filepath.Join(dir, m.File))); err != nil {
 				t.Fatal(err)
 			}
+			img := gocv.IMRead(filepath.Join(dir, m.File), gocv.IMReadColor)
+			if _, err := LocateRows(img, LocateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			img.Close()
 		}
 		inputs := [][]byte{nil, []byte("junk"), pngClaiming(t, 30000, 30000), pngBytes(t, 94, 24), pngBytes(t, 3, 3), jpegBytes(t, 640, 480)}
 		if crops, err := filepath.Glob(filepath.Join(repoRoot(t), "..", "shared", "data", "plates", "lprnet-crops", "*.jpg")); err == nil && len(crops) > 0 {

@@ -150,28 +150,47 @@ func (r *Reader) read(ctx context.Context, img gocv.Mat, crop bool) (Result, err
 	res.Locate = t1.Sub(t0)
 	res.Candidates = len(cands)
 	var sure []image.Rectangle // boxes of confident, grammatical reads
-	for _, c := range cands {
-		if err := ctx.Err(); err != nil {
+	readAll := func(cands []Candidate) error {
+		for _, c := range cands {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("read plates: %w", err)
+			}
+			// A candidate mostly inside a plate already read with
+			// confidence (the characters of a blue plate seen as a white
+			// one, say) would only be dropped as a duplicate: it is not
+			// read.
+			if slices.ContainsFunc(sure, func(b image.Rectangle) bool { return within(c.Box, b) > 0.5 }) {
+				continue
+			}
+			p, err := r.readCandidate(img, c)
+			if err != nil {
+				r.log.Debug("candidate failed", "err", err)
+				continue
+			}
+			if p.Confidence < r.opt.MinConfidence || len(p.Chars) < 5 {
+				continue
+			}
+			if p.Valid && p.Confidence >= goodEnough {
+				sure = append(sure, c.Box)
+			}
+			res.Plates = append(res.Plates, p)
+		}
+		return nil
+	}
+	if err := readAll(cands); err != nil {
+		return res, err
+	}
+	if !crop && !slices.ContainsFunc(res.Plates, func(p Plate) bool { return p.Valid }) {
+		// No grammatical read from the colour and edge candidates: look
+		// for rows of characters, whatever the colour around them.
+		rows, err := LocateRows(img, r.opt.Locate)
+		if err != nil {
 			return res, fmt.Errorf("read plates: %w", err)
 		}
-		// A candidate mostly inside a plate already read with confidence
-		// (the characters of a blue plate seen as a white one, say) would
-		// only be dropped as a duplicate: it is not read.
-		if slices.ContainsFunc(sure, func(b image.Rectangle) bool { return within(c.Box, b) > 0.5 }) {
-			continue
+		res.Candidates += len(rows)
+		if err := readAll(rows); err != nil {
+			return res, err
 		}
-		p, err := r.readCandidate(img, c)
-		if err != nil {
-			r.log.Debug("candidate failed", "err", err)
-			continue
-		}
-		if p.Confidence < r.opt.MinConfidence || len(p.Chars) < 5 {
-			continue
-		}
-		if p.Valid && p.Confidence >= goodEnough {
-			sure = append(sure, c.Box)
-		}
-		res.Plates = append(res.Plates, p)
 	}
 	slices.SortFunc(res.Plates, func(a, b Plate) int {
 		sa, sb := rank(a), rank(b)

@@ -1,0 +1,181 @@
+package vision
+
+import (
+	"fmt"
+	"image"
+	"math"
+	"slices"
+
+	"gocv.io/x/gocv"
+)
+
+// LocateRows finds plate candidates from rows of character-shaped blobs,
+// whatever the colour around them: a white police plate on a white car, a
+// blue plate on a blue bus, a plate whose colour a cast has moved out of
+// every mask. It is slower and less precise than Locate, so Reader only
+// uses it when Locate's candidates gave no grammatical read. Each row of
+// at least four characters of one height along one line gives a rough
+// quad around the plate it would belong to (the character fit in the
+// reader then finds the plate's ends).
+func LocateRows(img gocv.Mat, opt LocateOptions) ([]Candidate, error) {
+	if err := checkBGR(img); err != nil {
+		return nil, fmt.Errorf("locate rows: %w", err)
+	}
+	if opt.WorkWidth <= 0 {
+		opt.WorkWidth = 960
+	}
+	if opt.MaxCandidates <= 0 {
+		opt.MaxCandidates = 10
+	}
+	scale := 1.0
+	work := img
+	if img.Cols() > opt.WorkWidth {
+		scale = float64(opt.WorkWidth) / float64(img.Cols())
+		small := gocv.NewMat()
+		defer small.Close()
+		gocv.Resize(img, &small, image.Pt(opt.WorkWidth, int(math.Round(float64(img.Rows())*scale))), 0, 0, gocv.InterpolationArea)
+		work = small
+	}
+	if work.Cols() < 32 || work.Rows() < 16 {
+		return nil, nil
+	}
+	gray := gocv.NewMat()
+	defer gray.Close()
+	gocv.CvtColor(work, &gray, gocv.ColorBGRToGray)
+	hsv := gocv.NewMat()
+	defer hsv.Close()
+	gocv.CvtColor(work, &hsv, gocv.ColorBGRToHSV)
+
+	type row struct {
+		box   image.Rectangle // the characters' box, work pixels
+		score float64
+		quad  [4][2]float64
+	}
+	var rows []row
+	bin := gocv.NewMat()
+	defer bin.Close()
+	for _, tt := range []gocv.ThresholdType{gocv.ThresholdBinaryInv, gocv.ThresholdBinary} { // dark ink, light ink
+		gocv.AdaptiveThreshold(gray, &bin, 255, gocv.AdaptiveThresholdMean, tt, 31, 12)
+		for _, g := range charRows(charBlobs(bin)) {
+			var tops, bots []float64
+			_, slope := lineFit(g)
+			box := image.Rect(g[0].x0, g[0].y0, g[0].x1, g[0].y1)
+			var hs []float64
+			for _, b := range g {
+				box = box.Union(image.Rect(b.x0, b.y0, b.x1, b.y1))
+				tops = append(tops, float64(b.y0)-slope*b.cx())
+				bots = append(bots, float64(b.y1)-slope*b.cx())
+				hs = append(hs, b.h())
+			}
+			top, bot, ch := median(tops), median(bots), median(hs)
+			// GA 36: characters 90 mm high on a 140 mm plate, the
+			// province character (which falls apart into strokes and is
+			// often not in the row) one pitch left of the first blob.
+			x0 := float64(g[0].x0) - 1.1*ch
+			x1 := float64(g[len(g)-1].x1) + 0.35*ch
+			m := 0.3 * ch
+			y := func(x, c float64) float64 { return c + slope*x }
+			rows = append(rows, row{box: box, score: rowScore(g), quad: [4][2]float64{
+				{x0, y(x0, top) - m}, {x1, y(x1, top) - m}, {x1, y(x1, bot) + m}, {x0, y(x0, bot) + m},
+			}})
+		}
+	}
+	slices.SortFunc(rows, func(a, b row) int { return int(math.Copysign(1, b.score-a.score)) })
+	var out []Candidate
+	for _, r := range rows {
+		if slices.ContainsFunc(out, func(c Candidate) bool {
+			return iou(c.Box, scaleRect(r.box, 1/scale)) > 0.3
+		}) {
+			continue
+		}
+		var q [4]image.Point
+		for i, p := range r.quad {
+			q[i] = image.Pt(int(math.Round(p[0]/scale)), int(math.Round(p[1]/scale)))
+		}
+		box := image.Rect(q[0].X, q[0].Y, q[0].X, q[0].Y)
+		for _, p := range q[1:] {
+			box = box.Union(image.Rect(p.X, p.Y, p.X+1, p.Y+1))
+		}
+		clip := box.Intersect(image.Rect(0, 0, img.Cols(), img.Rows()))
+		if clip.Dx() < 8 || clip.Dy() < 4 {
+			continue
+		}
+		cr, _ := dominantColour(hsv, scaleRect(clip, scale).Intersect(image.Rect(0, 0, work.Cols(), work.Rows())))
+		w := math.Hypot(float64(q[1].X-q[0].X), float64(q[1].Y-q[0].Y))
+		h := math.Hypot(float64(q[3].X-q[0].X), float64(q[3].Y-q[0].Y))
+		out = append(out, Candidate{
+			Box: box, Corners: q, Colour: cr.colour, Aspect: w / max(h, 1),
+			Score: 0.5 * clamp01(r.score/7),
+		})
+		if len(out) == opt.MaxCandidates {
+			break
+		}
+	}
+	return out, nil
+}
+
+// scaleRect multiplies a rectangle's coordinates by s.
+func scaleRect(r image.Rectangle, s float64) image.Rectangle {
+	f := func(v int) int { return int(math.Round(float64(v) * s)) }
+	return image.Rect(f(r.Min.X), f(r.Min.Y), f(r.Max.X), f(r.Max.Y))
+}
+
+// charBlobs returns the connected components of a binary image that are
+// shaped like plate characters: 9–60 pixels high, narrower than high, and
+// neither a thin outline nor a solid block.
+func charBlobs(bin gocv.Mat) []blob {
+	labels := gocv.NewMat()
+	defer labels.Close()
+	stats := gocv.NewMat()
+	defer stats.Close()
+	centroids := gocv.NewMat()
+	defer centroids.Close()
+	n := gocv.ConnectedComponentsWithStats(bin, &labels, &stats, &centroids)
+	var out []blob
+	for i := 1; i < n; i++ {
+		x, y := int(stats.GetIntAt(i, 0)), int(stats.GetIntAt(i, 1))
+		w, h, area := int(stats.GetIntAt(i, 2)), int(stats.GetIntAt(i, 3)), int(stats.GetIntAt(i, 4))
+		if h < 9 || h > 60 || float64(w) > 0.9*float64(h) {
+			continue
+		}
+		if fill := float64(area) / float64(w*h); fill < 0.15 || fill > 0.95 {
+			continue
+		}
+		out = append(out, blob{x0: x, y0: y, x1: x + w, y1: y + h, area: area})
+	}
+	return out
+}
+
+// charRows groups blobs into rows of one height along one line (see
+// alignRow) and returns the rows that could be a plate's: at least four
+// characters (a thin one counting half) and at most ten blobs.
+func charRows(blobs []blob) [][]blob {
+	slices.SortFunc(blobs, func(a, b blob) int { return a.x0 - b.x0 })
+	var rows [][]blob
+	used := make([]bool, len(blobs))
+	for i, seed := range blobs {
+		if used[i] {
+			continue
+		}
+		var g []blob
+		var idx []int
+		for j, b := range blobs {
+			if math.Abs(b.h()-seed.h()) <= 0.25*max(b.h(), seed.h()) && math.Abs(b.cy()-seed.cy()) <= 0.5*seed.h() &&
+				math.Abs(b.cx()-seed.cx()) <= 9*seed.h() {
+				g = append(g, b)
+				idx = append(idx, j)
+			}
+		}
+		g, _ = alignRow(g)
+		if len(g) > 10 || rowScore(g) < 4 {
+			continue
+		}
+		for k, j := range idx {
+			if slices.Contains(g, blobs[j]) {
+				used[idx[k]] = true
+			}
+		}
+		rows = append(rows, g)
+	}
+	return rows
+}
