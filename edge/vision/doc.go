@@ -24,6 +24,9 @@
 // closes dense vertical edges (characters) into plate-shaped blobs for
 // plates whose colour merges with the car's. Each candidate has four
 // ordered corners, other estimates of them, and a score in [0, 1].
+// LocateRows, the fallback, ignores colour: it groups character-shaped
+// blobs of an adaptive threshold (dark and light ink) into rows of one
+// height along one line, each giving a rough quad around its plate.
 //
 // A colour outline is only as good as its mask, so before reading, the
 // corners are fitted to the characters (fitToCharacters): the region is
@@ -35,13 +38,14 @@
 //
 // # Recognition
 //
-// Recogniser runs the CTC network from models/plates (ONNX opset 11) through
+// Recogniser runs the CTC network from models/plates (ONNX opset 11; an
+// ensemble whose members' logits are averaged inside the graph) through
 // OpenCV's DNN module. Input is 3x32x128 BGR scaled to [-1, 1]. A double-row
 // plate is rectified to 160x80, its top row (rows [0, 0.42h), columns
 // [0.15w, 0.85w)) becomes the left 48 columns and its bottom row (rows
 // [0.34h, h)) the right 80, so the greedy CTC decode reads the top row
-// first. Each character carries the
-// probability of its best frame; the plate's confidence is their product.
+// first. Each character carries the probability of its best frame; the
+// plate's confidence is their product.
 // The layout is defined once in models/plates/render.py (model_input) and
 // mirrored in prepareInput.
 //
@@ -49,8 +53,10 @@
 //
 // Reader combines both: Read locates candidates, rectifies and recognises
 // each, validates the text against the GA 36 grammar
-// (plume.ValidatePlateText) and returns plates ordered by confidence. A
-// small image shaped like a plate is read directly as a crop.
+// (plume.ValidatePlateText) and returns plates ordered by confidence. When
+// no candidate reads as a grammatical plate, it reads LocateRows'
+// candidates too. A small image shaped like a plate is read directly as a
+// crop.
 //
 // # Multi-frame voting
 //
