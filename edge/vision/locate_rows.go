@@ -1,12 +1,15 @@
 package vision
 
 import (
+	"cmp"
 	"fmt"
 	"image"
 	"math"
 	"slices"
 
 	"gocv.io/x/gocv"
+
+	"github.com/plume-emissions/plume"
 )
 
 // LocateRows finds plate candidates from rows of character-shaped blobs,
@@ -47,9 +50,8 @@ func LocateRows(img gocv.Mat, opt LocateOptions) ([]Candidate, error) {
 	gocv.CvtColor(work, &hsv, gocv.ColorBGRToHSV)
 
 	type row struct {
-		box   image.Rectangle // the characters' box, work pixels
 		score float64
-		quad  [4][2]float64
+		quad  [4][2]float64 // work pixels
 	}
 	var rows []row
 	bin := gocv.NewMat()
@@ -59,10 +61,8 @@ func LocateRows(img gocv.Mat, opt LocateOptions) ([]Candidate, error) {
 		for _, g := range charRows(charBlobs(bin)) {
 			var tops, bots []float64
 			_, slope := lineFit(g)
-			box := image.Rect(g[0].x0, g[0].y0, g[0].x1, g[0].y1)
 			var hs []float64
 			for _, b := range g {
-				box = box.Union(image.Rect(b.x0, b.y0, b.x1, b.y1))
 				tops = append(tops, float64(b.y0)-slope*b.cx())
 				bots = append(bots, float64(b.y1)-slope*b.cx())
 				hs = append(hs, b.h())
@@ -75,19 +75,14 @@ func LocateRows(img gocv.Mat, opt LocateOptions) ([]Candidate, error) {
 			x1 := float64(g[len(g)-1].x1) + 0.35*ch
 			m := 0.3 * ch
 			y := func(x, c float64) float64 { return c + slope*x }
-			rows = append(rows, row{box: box, score: rowScore(g), quad: [4][2]float64{
+			rows = append(rows, row{score: rowScore(g), quad: [4][2]float64{
 				{x0, y(x0, top) - m}, {x1, y(x1, top) - m}, {x1, y(x1, bot) + m}, {x0, y(x0, bot) + m},
 			}})
 		}
 	}
-	slices.SortFunc(rows, func(a, b row) int { return int(math.Copysign(1, b.score-a.score)) })
+	slices.SortStableFunc(rows, func(a, b row) int { return cmp.Compare(b.score, a.score) })
 	var out []Candidate
 	for _, r := range rows {
-		if slices.ContainsFunc(out, func(c Candidate) bool {
-			return iou(c.Box, scaleRect(r.box, 1/scale)) > 0.3
-		}) {
-			continue
-		}
 		var q [4]image.Point
 		for i, p := range r.quad {
 			q[i] = image.Pt(int(math.Round(p[0]/scale)), int(math.Round(p[1]/scale)))
@@ -96,15 +91,25 @@ func LocateRows(img gocv.Mat, opt LocateOptions) ([]Candidate, error) {
 		for _, p := range q[1:] {
 			box = box.Union(image.Rect(p.X, p.Y, p.X+1, p.Y+1))
 		}
-		clip := box.Intersect(image.Rect(0, 0, img.Cols(), img.Rows()))
-		if clip.Dx() < 8 || clip.Dy() < 4 {
+		if slices.ContainsFunc(out, func(c Candidate) bool { return iou(c.Box, box) > 0.3 }) {
+			continue // the same row in the other polarity
+		}
+		wr := scaleRect(box, scale).Intersect(image.Rect(0, 0, work.Cols(), work.Rows()))
+		if wr.Dx() < 8 || wr.Dy() < 4 {
 			continue
 		}
-		cr, _ := dominantColour(hsv, scaleRect(clip, scale).Intersect(image.Rect(0, 0, work.Cols(), work.Rows())))
+		colour := plume.PlateColour("")
+		if cr, ok := dominantColour(hsv, wr); ok {
+			colour = cr.colour
+		} else {
+			reg := work.Region(wr)
+			colour = classifyColour(reg)
+			reg.Close()
+		}
 		w := math.Hypot(float64(q[1].X-q[0].X), float64(q[1].Y-q[0].Y))
 		h := math.Hypot(float64(q[3].X-q[0].X), float64(q[3].Y-q[0].Y))
 		out = append(out, Candidate{
-			Box: box, Corners: q, Colour: cr.colour, Aspect: w / max(h, 1),
+			Box: box, Corners: q, Colour: colour, Aspect: w / max(h, 1),
 			Score: 0.5 * clamp01(r.score/7),
 		})
 		if len(out) == opt.MaxCandidates {
