@@ -192,7 +192,7 @@ def main():
     ap.add_argument("--data", default=os.path.join(REPO, "..", "shared", "data", "plates"))
     ap.add_argument("--synth", type=int, default=60000)
     ap.add_argument("--chunk", type=int, default=5000)
-    ap.add_argument("--members", default="6000,9000",
+    ap.add_argument("--members", default="6000,9000,7500",
                     help="stage-1 steps of each member of the ensemble, one member per value, trained in WORK/member-N")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--real-per-batch", type=int, default=16)
