@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproduces models/plates/plate-rec.onnx (and metrics.json, the parity
 # fixture in testdata/plates/parity/) from nothing but Debian packages and
-# ../shared/data/plates/lprnet-crops (its training split; see MODEL_CARD.md).
+# ../shared/data/plates (the training splits of lprnet-crops and tollbooth;
+# see MODEL_CARD.md).
 #
 #   models/plates/train.sh            render, train (resumes), export
 #   models/plates/train.sh --members 6000   one member only; options: train.py --help
