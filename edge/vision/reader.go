@@ -53,7 +53,7 @@ type Plate struct {
 	Colour      plume.PlateColour `json:"colour"`
 	DoubleRow   bool              `json:"double_row"`
 	Kind        string            `json:"kind"`
-	Box         Box               `json:"box"`
+	Box         Box               `json:"box"`     // around the corners, within the image
 	Corners     [4][2]int         `json:"corners"` // TL, TR, BR, BL
 	Chars       []Char            `json:"chars"`
 	Confidence  float64           `json:"confidence"`   // whole plate, 0–1
@@ -162,7 +162,7 @@ func (r *Reader) read(ctx context.Context, img gocv.Mat, crop bool) (Result, err
 			if slices.ContainsFunc(sure, func(b image.Rectangle) bool { return within(c.Box, b) > 0.5 }) {
 				continue
 			}
-			p, err := r.readCandidate(img, c)
+			p, err := r.readCandidate(img, c, len(sure) > 0)
 			if err != nil {
 				r.log.Debug("candidate failed", "err", err)
 				continue
@@ -170,7 +170,7 @@ func (r *Reader) read(ctx context.Context, img gocv.Mat, crop bool) (Result, err
 			if p.Confidence < r.opt.MinConfidence || len(p.Chars) < 5 {
 				continue
 			}
-			if p.Valid && p.Confidence >= goodEnough {
+			if settled(p, c) {
 				sure = append(sure, c.Box)
 			}
 			res.Plates = append(res.Plates, p)
@@ -225,6 +225,13 @@ func (r *Reader) read(ctx context.Context, img gocv.Mat, crop bool) (Result, err
 // estimates of the same candidate's corners are not tried.
 const goodEnough = 0.8
 
+// settled reports whether p, read from candidate c, needs no other reading:
+// grammatical and confident, and on a green candidate 8 characters (a
+// new-energy plate cut short reads as a grammatical 7).
+func settled(p Plate, c Candidate) bool {
+	return p.Valid && p.Confidence >= goodEnough && (c.Colour != plume.PlateGreen || len(p.Chars) == 8)
+}
+
 // rank orders plates: grammatical reads first, then confidence weighted by
 // the localisation score.
 func rank(p Plate) float64 {
@@ -242,7 +249,12 @@ func looksLikeCrop(img gocv.Mat) bool {
 
 // readCandidate rectifies and recognises one candidate. A yellow plate whose
 // aspect is between the single- and double-row shapes is read both ways.
-func (r *Reader) readCandidate(img gocv.Mat, c Candidate) (Plate, error) {
+// With quick (a plate in the image is already read with confidence), a
+// candidate whose first read has fewer than five characters is not read
+// again from its other quads: on busy frames most candidates are lamps,
+// grilles and lettering, and their other quads were most of the reading
+// time.
+func (r *Reader) readCandidate(img gocv.Mat, c Candidate, quick bool) (Plate, error) {
 	modes := []bool{c.DoubleRow}
 	if c.Colour == plume.PlateYellow && c.Aspect > 2.0 && c.Aspect < 3.0 {
 		modes = []bool{c.DoubleRow, !c.DoubleRow}
@@ -270,8 +282,11 @@ func (r *Reader) readCandidate(img gocv.Mat, c Candidate) (Plate, error) {
 	add(c.Alternatives...)
 	refined, asDouble := false, false
 	for k := 0; k < len(tries); k++ {
-		if best.Valid && best.Confidence >= goodEnough && (c.Colour != plume.PlateGreen || len(best.Chars) == 8) {
+		if settled(best, c) {
 			break // a confident, grammatical read: no need for other quads
+		}
+		if quick && k == 1 && len(best.Chars) < 5 {
+			break
 		}
 		corners, double := tries[k].corners, tries[k].double
 		if k == len(tries)-1 && !refined && !c.DoubleRow {
@@ -313,12 +328,17 @@ func (r *Reader) readCandidate(img gocv.Mat, c Candidate) (Plate, error) {
 		}
 		p := Plate{
 			Text: rec.Text, Chars: rec.Chars, Colour: c.Colour, DoubleRow: double,
-			Box:         Box{c.Box.Min.X, c.Box.Min.Y, c.Box.Dx(), c.Box.Dy()},
 			LocateScore: c.Score,
 		}
+		qb := image.Rect(corners[0].X, corners[0].Y, corners[0].X, corners[0].Y)
 		for i, q := range corners {
 			p.Corners[i] = [2]int{q.X, q.Y}
+			qb = qb.Union(image.Rect(q.X, q.Y, q.X+1, q.Y+1))
 		}
+		// The box is the read quad's, within the image: the candidate's
+		// box can be a mask that spilt onto the car.
+		qb = qb.Intersect(image.Rect(0, 0, img.Cols(), img.Rows()))
+		p.Box = Box{qb.Min.X, qb.Min.Y, qb.Dx(), qb.Dy()}
 		p.Valid = plume.ValidatePlateText(rec.Text) == nil
 		if !p.Valid && len(rec.Chars) > 7 {
 			// A loose crop can add characters from beside the plate: keep
