@@ -56,8 +56,24 @@ func LocateRows(img gocv.Mat, opt LocateOptions) ([]Candidate, error) {
 	var rows []row
 	bin := gocv.NewMat()
 	defer bin.Close()
-	for _, tt := range []gocv.ThresholdType{gocv.ThresholdBinaryInv, gocv.ThresholdBinary} { // dark ink, light ink
-		gocv.AdaptiveThreshold(gray, &bin, 255, gocv.AdaptiveThresholdMean, tt, 31, 12)
+	lines := gocv.NewMat()
+	defer lines.Close()
+	// Horizontal runs longer than any character is wide are the plate's
+	// border and frame, which join the characters that touch them.
+	lineK := gocv.GetStructuringElement(gocv.MorphRect, image.Pt(31, 1))
+	defer lineK.Close()
+	type pass struct {
+		tt    gocv.ThresholdType
+		block int
+	}
+	// Dark ink and light ink; a block of 31 pixels suits most plates, 15
+	// small ones seen among bright surroundings (a grey frame's blue plate
+	// on a white car: the car pulls the wide block's mean above the
+	// characters).
+	for _, ps := range []pass{{gocv.ThresholdBinaryInv, 31}, {gocv.ThresholdBinary, 31}, {gocv.ThresholdBinaryInv, 15}, {gocv.ThresholdBinary, 15}} {
+		gocv.AdaptiveThreshold(gray, &bin, 255, gocv.AdaptiveThresholdMean, ps.tt, ps.block, 12)
+		gocv.MorphologyEx(bin, &lines, gocv.MorphOpen, lineK)
+		gocv.Subtract(bin, lines, &bin)
 		for _, g := range charRows(charBlobs(bin)) {
 			var tops, bots []float64
 			_, slope := lineFit(g)
@@ -68,11 +84,20 @@ func LocateRows(img gocv.Mat, opt LocateOptions) ([]Candidate, error) {
 				hs = append(hs, b.h())
 			}
 			top, bot, ch := median(tops), median(bots), median(hs)
-			// GA 36: characters 90 mm high on a 140 mm plate, the
-			// province character (which falls apart into strokes and is
-			// often not in the row) one pitch left of the first blob.
-			x0 := float64(g[0].x0) - 1.1*ch
-			x1 := float64(g[len(g)-1].x1) + 0.35*ch
+			// GA 36: characters 90 mm high on a 140 mm plate, 25 mm
+			// of plate beyond the end characters. A row of fewer than
+			// seven blobs has lost a character: most often the province
+			// (it falls apart into strokes) one pitch to the left, then
+			// a red 警 or 学 to the right.
+			lx, rx := 0.35*ch, 0.35*ch
+			if len(g) < 7 {
+				lx += 0.75 * ch
+			}
+			if len(g) < 6 {
+				rx += 0.75 * ch
+			}
+			x0 := float64(g[0].x0) - lx
+			x1 := float64(g[len(g)-1].x1) + rx
 			m := 0.3 * ch
 			y := func(x, c float64) float64 { return c + slope*x }
 			rows = append(rows, row{score: rowScore(g), quad: [4][2]float64{

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"gocv.io/x/gocv"
+
+	"github.com/plume-emissions/plume"
 )
 
 // TestLocateRowsCamouflaged paints the scene around each single-row plate
@@ -96,5 +98,53 @@ func TestLocateRowsNothing(t *testing.T) {
 		if err != nil || len(cands) != 0 {
 			t.Fatalf("%v: %d candidates, %v", sz, len(cands), err)
 		}
+	}
+}
+
+// TestReadGreyScenes reads each single-row scene turned grey, as a night
+// camera under infrared light sees it: no colour mask finds the plate, the
+// rows of characters do, and the text is read (its colour cannot be).
+func TestReadGreyScenes(t *testing.T) {
+	r := openReader(t, Options{})
+	dir, metas := scenes(t)
+	for _, m := range metas {
+		if m.DoubleRow {
+			continue
+		}
+		t.Run(m.File, func(t *testing.T) {
+			img := gocv.IMRead(filepath.Join(dir, m.File), gocv.IMReadColor)
+			defer img.Close()
+			if img.Empty() {
+				t.Fatal("cannot read the scene")
+			}
+			grey := gocv.NewMat()
+			defer grey.Close()
+			gocv.CvtColor(img, &grey, gocv.ColorBGRToGray)
+			gocv.CvtColor(grey, &img, gocv.ColorGrayToBGR)
+			truth := image.Rect(m.Corners[0][0], m.Corners[0][1], m.Corners[2][0], m.Corners[2][1])
+			cands, err := LocateRows(img, LocateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.ContainsFunc(cands, func(c Candidate) bool { return iou(c.Box, truth) > 0.3 }) {
+				t.Fatalf("no row candidate on the plate %v among %d", truth, len(cands))
+			}
+			res, err := r.Read(context.Background(), img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Plates) == 0 || res.Plates[0].Text != m.Text {
+				t.Fatalf("read %+v, want %s", res.Plates, m.Text)
+			}
+			// Only the new-energy plate's colour is known, from its
+			// eight characters.
+			want := plume.PlateColour("")
+			if m.Colour == "green" {
+				want = plume.PlateGreen
+			}
+			if c := res.Plates[0].Colour; c != want {
+				t.Errorf("colour %q, want %q", c, want)
+			}
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/plume-emissions/plume"
@@ -216,9 +217,59 @@ func (r *Reader) read(ctx context.Context, img gocv.Mat, crop bool) (Result, err
 			keep = append(keep, p)
 		}
 	}
+	if len(keep) > 0 && isGrey(img) {
+		// A grey frame (night, infrared) shows no plate colour: name it
+		// only where the text or the layout does.
+		for i := range keep {
+			keep[i].Colour = colourFromText(keep[i])
+			keep[i].Kind = kind(keep[i].Colour, keep[i].DoubleRow, len(keep[i].Chars))
+		}
+	}
 	res.Plates = keep
 	res.Recognise = r.Now().Sub(t1)
 	return res, nil
+}
+
+// isGrey reports whether a BGR image has no colour: fewer than 1 % of a
+// sample of its pixels have channels more than 12 apart.
+func isGrey(img gocv.Mat) bool {
+	if !img.IsContinuous() || img.Type() != gocv.MatTypeCV8UC3 {
+		return false
+	}
+	px, err := img.DataPtrUint8()
+	if err != nil {
+		return false
+	}
+	n, coloured := 0, 0
+	for i := 0; i+2 < len(px); i += 3 * 97 {
+		b, g, r := px[i], px[i+1], px[i+2]
+		if max(b, g, r)-min(b, g, r) > 12 {
+			coloured++
+		}
+		n++
+	}
+	return n > 0 && coloured*100 < n
+}
+
+// colourFromText is a plate's colour as far as its text and layout tell it
+// (GA 36): 警 white, 港 澳 使 领 black, 学 挂 and double row yellow, eight
+// characters green; otherwise unknown ("").
+func colourFromText(p Plate) plume.PlateColour {
+	r := []rune(p.Text)
+	if len(r) == 0 {
+		return ""
+	}
+	switch last := r[len(r)-1]; {
+	case last == '警':
+		return plume.PlateWhite
+	case strings.ContainsRune("港澳使领", last) || r[0] == '使':
+		return plume.PlateBlack
+	case strings.ContainsRune("学挂", last) || p.DoubleRow:
+		return plume.PlateYellow
+	case len(r) == 8:
+		return plume.PlateGreen
+	}
+	return ""
 }
 
 // goodEnough is the confidence of a grammatical read above which other
