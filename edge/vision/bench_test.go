@@ -65,24 +65,13 @@ func benchRead(b *testing.B, r *Reader, img gocv.Mat, want string) {
 }
 
 // BenchmarkLocate1080p: localisation alone.
-func BenchmarkLocate1080p(b *testing.B) {
-	dir, metas := scenes(b)
-	img, err := DecodeImage(readFile(b, filepath.Join(dir, metas[0].File)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer img.Close()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := Locate(img, LocateOptions{}); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkLocate1080p(b *testing.B) { benchLocate(b, Locate) }
 
 // BenchmarkLocateRows1080p: the fallback locator on a 1920×1080 scene (run
 // by Reader only when Locate's candidates gave no grammatical read).
-func BenchmarkLocateRows1080p(b *testing.B) {
+func BenchmarkLocateRows1080p(b *testing.B) { benchLocate(b, LocateRows) }
+
+func benchLocate(b *testing.B, locate func(gocv.Mat, LocateOptions) ([]Candidate, error)) {
 	dir, metas := scenes(b)
 	img, err := DecodeImage(readFile(b, filepath.Join(dir, metas[0].File)))
 	if err != nil {
@@ -91,7 +80,7 @@ func BenchmarkLocateRows1080p(b *testing.B) {
 	defer img.Close()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := LocateRows(img, LocateOptions{}); err != nil {
+		if _, err := locate(img, LocateOptions{}); err != nil {
 			b.Fatal(err)
 		}
 	}

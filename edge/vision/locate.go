@@ -79,30 +79,12 @@ func Locate(img gocv.Mat, opt LocateOptions) ([]Candidate, error) {
 	if err := checkBGR(img); err != nil {
 		return nil, fmt.Errorf("locate: %w", err)
 	}
-	if opt.WorkWidth <= 0 {
-		opt.WorkWidth = 960
-	}
-	if opt.MaxCandidates <= 0 {
-		opt.MaxCandidates = 10
-	}
-	scale := 1.0
-	work := img
-	if img.Cols() > opt.WorkWidth {
-		scale = float64(opt.WorkWidth) / float64(img.Cols())
-		small := gocv.NewMat()
-		defer small.Close()
-		gocv.Resize(img, &small, image.Pt(opt.WorkWidth, int(math.Round(float64(img.Rows())*scale))), 0, 0, gocv.InterpolationArea)
-		work = small
-	}
+	wf := newPlateFrame(img, &opt)
+	defer wf.Close()
+	work, hsv, gray, scale := wf.bgr, wf.hsv, wf.gray, wf.scale
 	if work.Cols() < 16 || work.Rows() < 8 {
 		return nil, nil
 	}
-	hsv := gocv.NewMat()
-	defer hsv.Close()
-	gocv.CvtColor(work, &hsv, gocv.ColorBGRToHSV)
-	gray := gocv.NewMat()
-	defer gray.Close()
-	gocv.CvtColor(work, &gray, gocv.ColorBGRToGray)
 	// Vertical edges (characters) as a binary map and its integral image.
 	sob := gocv.NewMat()
 	defer sob.Close()
@@ -221,6 +203,42 @@ func Locate(img gocv.Mat, opt LocateOptions) ([]Candidate, error) {
 		}
 	}
 	return out, nil
+}
+
+// plateFrame is the image Locate and LocateRows search: scaled down (never
+// up) to LocateOptions.WorkWidth, with its HSV and grey versions.
+type plateFrame struct {
+	bgr, hsv, gray gocv.Mat
+	scale          float64 // work pixels per image pixel
+	scaled         bool    // bgr was made here; otherwise it is the caller's image
+}
+
+// newPlateFrame fills in opt's defaults and makes the work frame; the caller
+// closes it.
+func newPlateFrame(img gocv.Mat, opt *LocateOptions) plateFrame {
+	if opt.WorkWidth <= 0 {
+		opt.WorkWidth = 960
+	}
+	if opt.MaxCandidates <= 0 {
+		opt.MaxCandidates = 10
+	}
+	w := plateFrame{bgr: img, scale: 1, hsv: gocv.NewMat(), gray: gocv.NewMat()}
+	if img.Cols() > opt.WorkWidth {
+		w.scale = float64(opt.WorkWidth) / float64(img.Cols())
+		w.bgr, w.scaled = gocv.NewMat(), true
+		gocv.Resize(img, &w.bgr, image.Pt(opt.WorkWidth, int(math.Round(float64(img.Rows())*w.scale))), 0, 0, gocv.InterpolationArea)
+	}
+	gocv.CvtColor(w.bgr, &w.hsv, gocv.ColorBGRToHSV)
+	gocv.CvtColor(w.bgr, &w.gray, gocv.ColorBGRToGray)
+	return w
+}
+
+func (w plateFrame) Close() {
+	if w.scaled {
+		w.bgr.Close()
+	}
+	w.hsv.Close()
+	w.gray.Close()
 }
 
 func candidate(c gocv.PointVector, cr colourRange, work gocv.Mat, scale float64, density func(image.Rectangle) float64) (Candidate, bool) {

@@ -24,30 +24,12 @@ func LocateRows(img gocv.Mat, opt LocateOptions) ([]Candidate, error) {
 	if err := checkBGR(img); err != nil {
 		return nil, fmt.Errorf("locate rows: %w", err)
 	}
-	if opt.WorkWidth <= 0 {
-		opt.WorkWidth = 960
-	}
-	if opt.MaxCandidates <= 0 {
-		opt.MaxCandidates = 10
-	}
-	scale := 1.0
-	work := img
-	if img.Cols() > opt.WorkWidth {
-		scale = float64(opt.WorkWidth) / float64(img.Cols())
-		small := gocv.NewMat()
-		defer small.Close()
-		gocv.Resize(img, &small, image.Pt(opt.WorkWidth, int(math.Round(float64(img.Rows())*scale))), 0, 0, gocv.InterpolationArea)
-		work = small
-	}
+	wf := newPlateFrame(img, &opt)
+	defer wf.Close()
+	work, hsv, gray, scale := wf.bgr, wf.hsv, wf.gray, wf.scale
 	if work.Cols() < 32 || work.Rows() < 16 {
 		return nil, nil
 	}
-	gray := gocv.NewMat()
-	defer gray.Close()
-	gocv.CvtColor(work, &gray, gocv.ColorBGRToGray)
-	hsv := gocv.NewMat()
-	defer hsv.Close()
-	gocv.CvtColor(work, &hsv, gocv.ColorBGRToHSV)
 
 	type row struct {
 		score float64

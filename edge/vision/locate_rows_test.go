@@ -21,6 +21,68 @@ import (
 // when those find it too).
 func TestLocateRowsCamouflaged(t *testing.T) {
 	r := openReader(t, Options{})
+	singleRowScenes(t, func(t *testing.T, img gocv.Mat, m sceneMeta, truth image.Rectangle) {
+		// The plate's background: the median of each channel inside it
+		// (the characters are the minority).
+		var ch [3][]int
+		in := truth.Inset(truth.Dy() / 5)
+		for y := in.Min.Y; y < in.Max.Y; y++ {
+			for x := in.Min.X; x < in.Max.X; x++ {
+				v := img.GetVecbAt(y, x)
+				for i := range ch {
+					ch[i] = append(ch[i], int(v[i]))
+				}
+			}
+		}
+		var bg [3]float64
+		for i := range ch {
+			slices.Sort(ch[i])
+			bg[i] = float64(ch[i][len(ch[i])/2])
+		}
+		around := image.Rect(truth.Min.X-truth.Dx(), truth.Min.Y-2*truth.Dy(), truth.Max.X+truth.Dx(), truth.Max.Y+2*truth.Dy())
+		mask := gocv.NewMatWithSize(img.Rows(), img.Cols(), gocv.MatTypeCV8U)
+		defer mask.Close()
+		gocv.Rectangle(&mask, around, color.RGBA{255, 255, 255, 0}, -1)
+		var pts []image.Point
+		for _, c := range m.Corners {
+			pts = append(pts, image.Pt(c[0], c[1]))
+		}
+		pv := gocv.NewPointsVectorFromPoints([][]image.Point{pts})
+		defer pv.Close()
+		gocv.FillPoly(&mask, pv, color.RGBA{0, 0, 0, 0})
+		fill := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(bg[0], bg[1], bg[2], 0), img.Rows(), img.Cols(), gocv.MatTypeCV8UC3)
+		defer fill.Close()
+		fill.CopyToWithMask(&img, mask)
+		readByRows(t, r, img, m, truth)
+	})
+}
+
+// TestReadGreyScenes reads each single-row scene turned grey, as a night
+// camera under infrared light sees it: no colour mask finds the plate, the
+// rows of characters do, and the text is read (its colour cannot be).
+func TestReadGreyScenes(t *testing.T) {
+	r := openReader(t, Options{})
+	singleRowScenes(t, func(t *testing.T, img gocv.Mat, m sceneMeta, truth image.Rectangle) {
+		grey := gocv.NewMat()
+		defer grey.Close()
+		gocv.CvtColor(img, &grey, gocv.ColorBGRToGray)
+		gocv.CvtColor(grey, &img, gocv.ColorGrayToBGR)
+		p := readByRows(t, r, img, m, truth)
+		// Only the new-energy plate's colour is known, from its eight
+		// characters.
+		want := plume.PlateColour("")
+		if m.Colour == "green" {
+			want = plume.PlateGreen
+		}
+		if p.Colour != want {
+			t.Errorf("colour %q, want %q", p.Colour, want)
+		}
+	})
+}
+
+// singleRowScenes runs fn on each single-row scene, loaded afresh, with
+// the plate's box.
+func singleRowScenes(t *testing.T, fn func(t *testing.T, img gocv.Mat, m sceneMeta, truth image.Rectangle)) {
 	dir, metas := scenes(t)
 	for _, m := range metas {
 		if m.DoubleRow {
@@ -32,60 +94,30 @@ func TestLocateRowsCamouflaged(t *testing.T) {
 			if img.Empty() {
 				t.Fatal("cannot read the scene")
 			}
-			truth := image.Rect(m.Corners[0][0], m.Corners[0][1], m.Corners[2][0], m.Corners[2][1])
-			// The plate's background: the median of each channel inside
-			// it (the characters are the minority).
-			var ch [3][]int
-			in := truth.Inset(truth.Dy() / 5)
-			for y := in.Min.Y; y < in.Max.Y; y++ {
-				for x := in.Min.X; x < in.Max.X; x++ {
-					v := img.GetVecbAt(y, x)
-					for i := range ch {
-						ch[i] = append(ch[i], int(v[i]))
-					}
-				}
-			}
-			var bg [3]uint8
-			for i := range ch {
-				slices.Sort(ch[i])
-				bg[i] = uint8(ch[i][len(ch[i])/2])
-			}
-			paint := color.RGBA{bg[2], bg[1], bg[0], 0}
-			around := image.Rect(truth.Min.X-truth.Dx(), truth.Min.Y-2*truth.Dy(), truth.Max.X+truth.Dx(), truth.Max.Y+2*truth.Dy())
-			mask := gocv.NewMatWithSize(img.Rows(), img.Cols(), gocv.MatTypeCV8U)
-			defer mask.Close()
-			gocv.Rectangle(&mask, around, color.RGBA{255, 255, 255, 0}, -1)
-			var pts []image.Point
-			for _, c := range m.Corners {
-				pts = append(pts, image.Pt(c[0], c[1]))
-			}
-			pv := gocv.NewPointsVectorFromPoints([][]image.Point{pts})
-			defer pv.Close()
-			gocv.FillPoly(&mask, pv, color.RGBA{0, 0, 0, 0})
-			fill := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(float64(paint.B), float64(paint.G), float64(paint.R), 0), img.Rows(), img.Cols(), gocv.MatTypeCV8UC3)
-			defer fill.Close()
-			fill.CopyToWithMask(&img, mask)
-
-			cands, err := LocateRows(img, LocateOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			found := false
-			for _, c := range cands {
-				found = found || iou(c.Box, truth) > 0.3
-			}
-			if !found {
-				t.Fatalf("no row candidate on the plate %v among %d", truth, len(cands))
-			}
-			res, err := r.Read(context.Background(), img)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(res.Plates) == 0 || res.Plates[0].Text != m.Text {
-				t.Fatalf("read %+v, want %s", res.Plates, m.Text)
-			}
+			fn(t, img, m, image.Rect(m.Corners[0][0], m.Corners[0][1], m.Corners[2][0], m.Corners[2][1]))
 		})
 	}
+}
+
+// readByRows checks that LocateRows has a candidate on the plate and that
+// the reader reads it, and returns the read.
+func readByRows(t *testing.T, r *Reader, img gocv.Mat, m sceneMeta, truth image.Rectangle) Plate {
+	t.Helper()
+	cands, err := LocateRows(img, LocateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(cands, func(c Candidate) bool { return iou(c.Box, truth) > 0.3 }) {
+		t.Fatalf("no row candidate on the plate %v among %d", truth, len(cands))
+	}
+	res, err := r.Read(context.Background(), img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Plates) == 0 || res.Plates[0].Text != m.Text {
+		t.Fatalf("read %+v, want %s", res.Plates, m.Text)
+	}
+	return res.Plates[0]
 }
 
 // TestLocateRowsNothing: a blank image and a tiny one give no candidate and
@@ -98,53 +130,5 @@ func TestLocateRowsNothing(t *testing.T) {
 		if err != nil || len(cands) != 0 {
 			t.Fatalf("%v: %d candidates, %v", sz, len(cands), err)
 		}
-	}
-}
-
-// TestReadGreyScenes reads each single-row scene turned grey, as a night
-// camera under infrared light sees it: no colour mask finds the plate, the
-// rows of characters do, and the text is read (its colour cannot be).
-func TestReadGreyScenes(t *testing.T) {
-	r := openReader(t, Options{})
-	dir, metas := scenes(t)
-	for _, m := range metas {
-		if m.DoubleRow {
-			continue
-		}
-		t.Run(m.File, func(t *testing.T) {
-			img := gocv.IMRead(filepath.Join(dir, m.File), gocv.IMReadColor)
-			defer img.Close()
-			if img.Empty() {
-				t.Fatal("cannot read the scene")
-			}
-			grey := gocv.NewMat()
-			defer grey.Close()
-			gocv.CvtColor(img, &grey, gocv.ColorBGRToGray)
-			gocv.CvtColor(grey, &img, gocv.ColorGrayToBGR)
-			truth := image.Rect(m.Corners[0][0], m.Corners[0][1], m.Corners[2][0], m.Corners[2][1])
-			cands, err := LocateRows(img, LocateOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !slices.ContainsFunc(cands, func(c Candidate) bool { return iou(c.Box, truth) > 0.3 }) {
-				t.Fatalf("no row candidate on the plate %v among %d", truth, len(cands))
-			}
-			res, err := r.Read(context.Background(), img)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(res.Plates) == 0 || res.Plates[0].Text != m.Text {
-				t.Fatalf("read %+v, want %s", res.Plates, m.Text)
-			}
-			// Only the new-energy plate's colour is known, from its
-			// eight characters.
-			want := plume.PlateColour("")
-			if m.Colour == "green" {
-				want = plume.PlateGreen
-			}
-			if c := res.Plates[0].Colour; c != want {
-				t.Errorf("colour %q, want %q", c, want)
-			}
-		})
 	}
 }
