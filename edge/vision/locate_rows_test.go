@@ -132,3 +132,27 @@ func TestLocateRowsNothing(t *testing.T) {
 		}
 	}
 }
+
+// FuzzLocateRows decodes arbitrary bytes and runs the row locator on any
+// image that decodes: it returns candidates or nothing, never crashes.
+func FuzzLocateRows(f *testing.F) {
+	f.Add(pngBytes(f, 33, 17))
+	f.Add(jpegBytes(f, 64, 32))
+	f.Add(pngBytes(f, 2000, 20))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		img, err := DecodeImage(data)
+		defer img.Close()
+		if err != nil {
+			return
+		}
+		cands, err := LocateRows(img, LocateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cands {
+			if c.Box.Empty() {
+				t.Fatalf("empty box %v", c.Box)
+			}
+		}
+	})
+}
