@@ -315,7 +315,7 @@ func findCharRow(ink []byte, w, h int) (charRow, bool) {
 	for _, seed := range cands {
 		var g []blob
 		for _, b := range cands {
-			if math.Abs(b.h()-seed.h()) <= 0.25*max(b.h(), seed.h()) && math.Abs(b.cy()-seed.cy()) <= 0.5*seed.h() {
+			if rowMate(seed, b) {
 				g = append(g, b)
 			}
 		}
@@ -328,13 +328,26 @@ func findCharRow(ink []byte, w, h int) (charRow, bool) {
 	if len(best) < 4 {
 		return charRow{}, false
 	}
-	_, slope := lineFit(best)
-	if math.Abs(slope) > 0.35 {
+	row := measureRow(best)
+	if math.Abs(row.slope) > 0.35 {
 		return charRow{}, false
 	}
+	return row, true
+}
+
+// rowMate reports whether b could share a row of characters with seed: a
+// height within 25 % and a centre within half the seed's height of its line.
+func rowMate(seed, b blob) bool {
+	return math.Abs(b.h()-seed.h()) <= 0.25*max(b.h(), seed.h()) && math.Abs(b.cy()-seed.cy()) <= 0.5*seed.h()
+}
+
+// measureRow fits the lines of a row of characters: the slope of their
+// centres, and along it the median top, bottom, height and slant.
+func measureRow(g []blob) charRow {
+	_, slope := lineFit(g)
 	var tops, bots, hs, slants []float64
 	row := charRow{slope: slope}
-	for _, b := range best {
+	for _, b := range g {
 		slants = append(slants, b.slant())
 		tops = append(tops, float64(b.y0)-slope*b.cx())
 		bots = append(bots, float64(b.y1)-slope*b.cx())
@@ -343,7 +356,7 @@ func findCharRow(ink []byte, w, h int) (charRow, bool) {
 	}
 	row.top, row.bottom, row.height = median(tops), median(bots), median(hs)
 	row.slant = max(-0.5, min(0.5, median(slants)))
-	return row, true
+	return row
 }
 
 // rowScore counts a row's blobs, a thin one (narrower than a quarter of its

@@ -57,15 +57,8 @@ func LocateRows(img gocv.Mat, opt LocateOptions) ([]Candidate, error) {
 		gocv.MorphologyEx(bin, &lines, gocv.MorphOpen, lineK)
 		gocv.Subtract(bin, lines, &bin)
 		for _, g := range charRows(charBlobs(bin)) {
-			var tops, bots []float64
-			_, slope := lineFit(g)
-			var hs []float64
-			for _, b := range g {
-				tops = append(tops, float64(b.y0)-slope*b.cx())
-				bots = append(bots, float64(b.y1)-slope*b.cx())
-				hs = append(hs, b.h())
-			}
-			top, bot, ch := median(tops), median(bots), median(hs)
+			cr := measureRow(g)
+			top, bot, ch, slope := cr.top, cr.bottom, cr.height, cr.slope
 			// GA 36: characters 90 mm high on a 140 mm plate, 25 mm
 			// of plate beyond the end characters. A row of fewer than
 			// seven blobs has lost a character: most often the province
@@ -172,8 +165,7 @@ func charRows(blobs []blob) [][]blob {
 		var g []blob
 		var idx []int
 		for j, b := range blobs {
-			if math.Abs(b.h()-seed.h()) <= 0.25*max(b.h(), seed.h()) && math.Abs(b.cy()-seed.cy()) <= 0.5*seed.h() &&
-				math.Abs(b.cx()-seed.cx()) <= 9*seed.h() {
+			if rowMate(seed, b) && math.Abs(b.cx()-seed.cx()) <= 9*seed.h() {
 				g = append(g, b)
 				idx = append(idx, j)
 			}
@@ -182,10 +174,8 @@ func charRows(blobs []blob) [][]blob {
 		if len(g) > 10 || rowScore(g) < 4 {
 			continue
 		}
-		for k, j := range idx {
-			if slices.Contains(g, blobs[j]) {
-				used[idx[k]] = true
-			}
+		for _, j := range idx {
+			used[j] = used[j] || slices.Contains(g, blobs[j])
 		}
 		rows = append(rows, g)
 	}
