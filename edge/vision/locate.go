@@ -310,11 +310,7 @@ func candidate(c gocv.PointVector, cr colourRange, work gocv.Mat, scale float64,
 		}
 		full = append(full, f)
 	}
-	box := image.Rect(full[0][0].X, full[0][0].Y, full[0][0].X, full[0][0].Y)
-	for _, p := range full[0][1:] {
-		box = box.Union(image.Rect(p.X, p.Y, p.X+1, p.Y+1))
-	}
-	return Candidate{Box: box, Corners: full[0], Alternatives: full[1:], Colour: cr.colour, DoubleRow: double, Aspect: aspect, Score: score}, true
+	return Candidate{Box: quadBounds(full[0]), Corners: full[0], Alternatives: full[1:], Colour: cr.colour, DoubleRow: double, Aspect: aspect, Score: score}, true
 }
 
 // quad estimates the plate's four corners, ordered TL, TR, BR, BL: first
@@ -444,6 +440,15 @@ func iou(a, b image.Rectangle) float64 {
 	}
 	ia := float64(in.Dx() * in.Dy())
 	return ia / (float64(a.Dx()*a.Dy()+b.Dx()*b.Dy()) - ia)
+}
+
+// quadBounds is the smallest rectangle holding the quad's corners.
+func quadBounds(q [4]image.Point) image.Rectangle {
+	r := image.Rect(q[0].X, q[0].Y, q[0].X+1, q[0].Y+1)
+	for _, p := range q[1:] {
+		r = r.Union(image.Rect(p.X, p.Y, p.X+1, p.Y+1))
+	}
+	return r
 }
 
 // within is the fraction of a's area that lies inside b.

@@ -87,10 +87,7 @@ func LocateRows(img gocv.Mat, opt LocateOptions) ([]Candidate, error) {
 		for i, p := range r.quad {
 			q[i] = image.Pt(int(math.Round(p[0]/scale)), int(math.Round(p[1]/scale)))
 		}
-		box := image.Rect(q[0].X, q[0].Y, q[0].X, q[0].Y)
-		for _, p := range q[1:] {
-			box = box.Union(image.Rect(p.X, p.Y, p.X+1, p.Y+1))
-		}
+		box := quadBounds(q)
 		if slices.ContainsFunc(out, func(c Candidate) bool { return iou(c.Box, box) > 0.3 }) {
 			continue // the same row in the other polarity
 		}

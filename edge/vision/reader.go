@@ -381,14 +381,12 @@ func (r *Reader) readCandidate(img gocv.Mat, c Candidate, quick bool) (Plate, er
 			Text: rec.Text, Chars: rec.Chars, Colour: c.Colour, DoubleRow: double,
 			LocateScore: c.Score,
 		}
-		qb := image.Rect(corners[0].X, corners[0].Y, corners[0].X, corners[0].Y)
 		for i, q := range corners {
 			p.Corners[i] = [2]int{q.X, q.Y}
-			qb = qb.Union(image.Rect(q.X, q.Y, q.X+1, q.Y+1))
 		}
 		// The box is the read quad's, within the image: the candidate's
 		// box can be a mask that spilt onto the car.
-		qb = qb.Intersect(image.Rect(0, 0, img.Cols(), img.Rows()))
+		qb := quadBounds(corners).Intersect(image.Rect(0, 0, img.Cols(), img.Rows()))
 		p.Box = Box{qb.Min.X, qb.Min.Y, qb.Dx(), qb.Dy()}
 		p.Valid = plume.ValidatePlateText(rec.Text) == nil
 		if !p.Valid && len(rec.Chars) > 7 {
