@@ -26,8 +26,15 @@ var centralKey = fixture.Key("central")
 func testInput(tb testing.TB) (*Input, map[string][]byte) {
 	tb.Helper()
 	station := plume.StationID("GD-SZ-0001")
+	return testInputFor(tb, fixture.NewEvidence(tb, fixture.Key(string(station)), station, fixture.Epoch, 2, true, 3))
+}
+
+// testInputFor returns the input for a package of fx, signed by the
+// fixture key of station GD-SZ-0001.
+func testInputFor(tb testing.TB, fx *fixture.Evidence) (*Input, map[string][]byte) {
+	tb.Helper()
+	station := plume.StationID("GD-SZ-0001")
 	skey := fixture.Key(string(station))
-	fx := fixture.NewEvidence(tb, skey, station, fixture.Epoch, 2, true, 3)
 	media := map[string][]byte{}
 	for _, md := range fx.Media {
 		media[md.Ref.SHA256] = md.Data

@@ -92,7 +92,7 @@ func (s *Server) openCasework(ctx context.Context, ln net.Listener) (*api.Handle
 		Logger: cfg.Logger, Now: cfg.Now, AllowedSkew: cfg.AllowedSkew,
 		Auth: s.auth, Review: s.review, PoliceSecret: cfg.PoliceSecret, Ops: s.ops,
 	})
-	wh, err := web.New(web.Config{Store: s.store, Blobs: s.blobs, Auth: s.auth, Review: s.review, Profiles: profiles, Logger: cfg.Logger, Now: cfg.Now, Ops: s.ops})
+	wh, err := web.New(web.Config{Store: s.store, Blobs: s.blobs, Auth: s.auth, Review: s.review, Profiles: profiles, Logger: cfg.Logger, Now: cfg.Now, Ops: s.ops, OnJobs: s.packer.Wake})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -302,6 +302,11 @@ func (h *Handler) officersPage(w http.ResponseWriter, r *http.Request, p *auth.P
 		h.fail(w, r, p, err)
 		return
 	}
+	failed, err := h.failedJobs(r.Context(), p.Officer)
+	if err != nil {
+		h.fail(w, r, p, err)
+		return
+	}
 	v := h.base(p, "Officers", "admin", r)
 	v.Error = errMsg
 	h.render(w, http.StatusOK, "officers", struct {
@@ -309,7 +314,8 @@ func (h *Handler) officersPage(w http.ResponseWriter, r *http.Request, p *auth.P
 		Officers []*central.Officer
 		Roles    []central.Role
 		Token    string
-	}{v, os, []central.Role{central.RoleReviewer, central.RoleSupervisor, central.RoleAuditor, central.RoleAdmin}, token})
+		Failed   []failedJob
+	}{v, os, []central.Role{central.RoleReviewer, central.RoleSupervisor, central.RoleAuditor, central.RoleAdmin}, token, failed})
 }
 
 func (h *Handler) addOfficer(w http.ResponseWriter, r *http.Request, p *auth.Principal) {

@@ -60,6 +60,9 @@ type Config struct {
 	// Ops serves the station, alert and backtest pages (ops.go); nil
 	// leaves them out.
 	Ops *ops.Service
+	// OnJobs is called after an administrator re-queues a failed job, to
+	// wake the package builders.
+	OnJobs func()
 }
 
 // Handler serves the pages.
@@ -174,6 +177,7 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.HandleFunc("GET /admin/officers", h.page(central.PermAdmin, h.officers))
 	h.mux.HandleFunc("POST /admin/officers", h.page(central.PermAdmin, h.addOfficer))
 	h.mux.HandleFunc("POST /admin/tokens", h.page(central.PermAdmin, h.issueToken))
+	h.mux.HandleFunc("POST /admin/jobs/{id}/retry", h.page(central.PermAdmin, h.retryJob))
 	if cfg.Ops != nil {
 		h.registerOps()
 	}

@@ -1,0 +1,114 @@
+package server_test
+
+// The attacks of the security review (issue 14), each tried against a real
+// central over HTTP and now refused. The finding numbers are the issue's.
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/plume-emissions/plume"
+	"github.com/plume-emissions/plume/central"
+	"github.com/plume-emissions/plume/central/evidence"
+	"github.com/plume-emissions/plume/central/internal/fixture"
+)
+
+// emptyTRNSPNG is the review's 79-byte PNG (1×1 grey, empty tRNS chunk)
+// that panicked fpdf and took central down.
+func emptyTRNSPNG() []byte {
+	chunk := func(typ string, data []byte) []byte {
+		b := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
+		b = append(append(b, typ...), data...)
+		return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b[4:]))
+	}
+	b := []byte("\x89PNG\r\n\x1a\n")
+	b = append(b, chunk("IHDR", []byte{0, 0, 0, 1, 0, 0, 0, 1, 8, 0, 0, 0, 0})...)
+	b = append(b, chunk("tRNS", nil)...)
+	b = append(b, chunk("IDAT", []byte{0x78, 0x9c, 0x63, 0x60, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01})...)
+	return append(b, chunk("IEND", nil)...)
+}
+
+// putScenes uploads, as station c, an exceeding pass at t whose scene
+// images are images, and returns the case it opened.
+func putScenes(tb testing.TB, c *fixture.Client, t time.Time, images ...[]byte) plume.CaseID {
+	tb.Helper()
+	p := fixture.Pass(c.Station, t, 1, true)
+	m := &plume.Manifest{Schema: plume.ManifestSchema, ID: plume.EvidenceID(p.ID), Station: c.Station, CapturedAt: p.ReceivedAt, Software: "attacker", Pass: p}
+	var media []fixture.Media
+	for i, b := range images {
+		md := fixture.NewMedia(fmt.Sprintf("scene-%d.png", i+1), plume.MediaScene, b, p.ReceivedAt)
+		media = append(media, md)
+		m.Media = append(m.Media, md.Ref)
+	}
+	body, sig, err := plume.SignManifest(c.Key, m)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp, err := c.PutEvidence(&fixture.Evidence{Manifest: m, Body: body, Sig: sig, Media: media})
+	if err != nil || resp.Status != http.StatusCreated {
+		tb.Fatalf("put evidence: %v %v", resp, err)
+	}
+	var out struct{ Case plume.CaseID }
+	resp.JSON(&out)
+	if out.Case == "" {
+		tb.Fatalf("no case opened: %s", resp)
+	}
+	return out.Case
+}
+
+// Finding 1: a hostile station's media neither crashes central nor blocks
+// a case's package: the review's PNG and a not-really-JPEG are built into
+// packages (the sheet notes the images that did not decode), and central
+// keeps serving.
+func TestSecurityHostileMedia(t *testing.T) {
+	if _, err := evidence.LoadSheetFont(evidence.DefaultSheetFont); err != nil {
+		t.Skipf("no sheet font, no PDF sheet to attack: %v", err)
+	}
+	r := newRig(t)
+	trns := putScenes(t, r.a, fixture.Epoch, emptyTRNSPNG())
+	fake := putScenes(t, r.a, fixture.Epoch.Add(time.Second), []byte("\xff\xd8\xff\xe0\x00\x10JFIF\x00 not really a JPEG"))
+	good := putScenes(t, r.a, fixture.Epoch.Add(2*time.Second), sceneJPEG(t, 0))
+	waitIdle(t, r.s)
+	for _, id := range []plume.CaseID{trns, fake, good} {
+		c, err := r.s.Store().Case(context.Background(), id)
+		if err != nil || c.PackageSHA256 == "" {
+			t.Fatalf("case %s: no package (%v)", id, err)
+		}
+	}
+	jobs, _ := r.s.Store().Jobs(context.Background())
+	if len(jobs) != 0 {
+		t.Fatalf("jobs left: %+v", jobs)
+	}
+	admin := r.login(t, "admin")
+	if resp, body := admin.get("/admin/officers"); resp.StatusCode != http.StatusOK || strings.Contains(body, "Failed package builds") {
+		t.Fatalf("admin page: %d, failed builds shown: %v", resp.StatusCode, strings.Contains(body, "Failed package builds"))
+	}
+	// A build that fails for good is shown to the administrator, who can
+	// retry it.
+	st := r.s.Store()
+	j, err := st.EnqueueJob(context.Background(), central.Job{Kind: central.JobBuildPackage, CaseID: trns, Attempts: 8, NotBefore: central.JobGaveUp, LastError: "gave up after 8 attempts: test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body := admin.get("/admin/officers")
+	if !strings.Contains(body, "Failed package builds") || !strings.Contains(body, "gave up after 8 attempts") {
+		t.Fatal("the failed build is not shown to the administrator")
+	}
+	if resp := admin.post(fmt.Sprintf("/admin/jobs/%d/retry", j.ID), map[string][]string{"csrf": {admin.csrf}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("retry: %d", resp.StatusCode)
+	}
+	waitIdle(t, r.s)
+	if jobs, _ := st.Jobs(context.Background()); len(jobs) != 0 {
+		t.Fatalf("retried job not run: %+v", jobs)
+	}
+	if !bytes.Contains([]byte(body), []byte(string(trns))) {
+		t.Fatal("failed build does not name its case")
+	}
+}
