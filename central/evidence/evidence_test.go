@@ -270,7 +270,7 @@ func TestVerifyTampered(t *testing.T) {
 			b.set(fileCentralSig, []byte(base64.StdEncoding.EncodeToString(ed25519.Sign(attacker, tm))+"\n"))
 		}, failedAt: "central signature", detail: "does not verify"},
 		{name: "ErrResignedByAnotherKey", tamper: func(b *bag) {}, reseal: attacker, opts: pinned,
-			failedAt: "central signature", detail: "is not the pinned central key"},
+			failedAt: "central signature", detail: "is not a pinned central key: the signer is unknown"},
 		{name: "ErrForgedStationSignature", tamper: func(b *bag) {
 			m, _ := b.get(fileEvidence)
 			b.set(fileEvidence, bytes.Replace(m, []byte(`"no_ppm":1834`), []byte(`"no_ppm":1934`), 1))
