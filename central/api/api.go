@@ -546,7 +546,7 @@ func (h *Handler) caseAction(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	a := review.Actor{Officer: p.Officer, IP: auth.ClientIP(r)}
+	a := review.Actor{Officer: p.Officer, IP: auth.ClientIP(r), Token: p.Session.TokenID()}
 	id := plume.CaseID(r.PathValue("id"))
 	var c *central.Case
 	switch r.PathValue("action") {

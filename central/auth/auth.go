@@ -225,9 +225,20 @@ func (m *Manager) Login(ctx context.Context, username, password, ip string) (*Pr
 	return &Principal{Officer: o, Session: s}, tok, nil
 }
 
+// ErrTokenForOther is returned by IssueToken for a token that would let
+// its issuer act as another officer.
+var ErrTokenForOther = plume.Errorf(plume.EFORBIDDEN, "API tokens are issued only to yourself, or to a service account (e.g. an auditor) that cannot decide cases, within your stations")
+
 // IssueToken creates an API bearer token for an officer and returns it;
-// it is shown once.
+// it is shown once. An officer gets tokens for itself; an administrator
+// also for service accounts: officers that cannot decide cases
+// (central.Officer.Decides) and whose stations it covers. So no one can
+// act as another reviewer, and every action made with a token is audited
+// with its ID (Session.TokenID).
 func (m *Manager) IssueToken(ctx context.Context, o *central.Officer, label, ip string, by *central.Officer) (string, error) {
+	if by == nil || o.Username != by.Username && (o.Decides() || !by.Can(central.PermAdmin) || !by.Covers(o)) {
+		return "", ErrTokenForOther
+	}
 	now := m.cfg.Now()
 	tok := "plm_" + Token()
 	s := &central.Session{Hash: HashToken(tok), Kind: central.SessionToken, Officer: o.Username, Label: label,
@@ -235,7 +246,7 @@ func (m *Manager) IssueToken(ctx context.Context, o *central.Officer, label, ip 
 	if err := m.cfg.Store.PutSession(ctx, s); err != nil {
 		return "", err
 	}
-	m.audit(ctx, central.AuditEvent{Time: now, Actor: by.Username, Role: by.Role, IP: ip, Action: "token.issue", Target: o.Username, Detail: label})
+	m.audit(ctx, central.AuditEvent{Time: now, Actor: by.Username, Role: by.Role, IP: ip, Action: "token.issue", Target: o.Username, Detail: label, Token: s.TokenID()})
 	return tok, nil
 }
 
@@ -386,9 +397,18 @@ func (l *Limiter) Reset(key string) {
 	delete(l.fails, key)
 }
 
+// ErrGrantExceeds is returned by CreateOfficer when the new officer would
+// see stations its creator does not.
+var ErrGrantExceeds = plume.Errorf(plume.EFORBIDDEN, "you can grant no more than you have: the new officer must be limited to stations you see")
+
 // CreateOfficer validates and stores a new officer with a hashed password
-// and audits it (by is "" for the first-run command).
-func CreateOfficer(ctx context.Context, st central.Store, o *central.Officer, password, by, ip string, now time.Time) error {
+// and audits it. by is the administrator creating it, nil for central
+// itself (the first-run command); an administrator limited to some
+// stations creates only officers limited to those (central.Officer.Covers).
+func CreateOfficer(ctx context.Context, st central.Store, o *central.Officer, password string, by *central.Officer, ip string, now time.Time) error {
+	if by != nil && (!by.Can(central.PermAdmin) || !by.Covers(o)) {
+		return ErrGrantExceeds
+	}
 	o.Username = strings.ToLower(strings.TrimSpace(o.Username))
 	if err := ValidateUsername(o.Username); err != nil {
 		return err
@@ -408,16 +428,17 @@ func CreateOfficer(ctx context.Context, st central.Store, o *central.Officer, pa
 	if err != nil {
 		return err
 	}
-	o.PasswordHash, o.CreatedAt, o.CreatedBy = h, now.UTC(), by
+	actor := "plume-central create-admin"
+	if by != nil {
+		actor = by.Username
+		o.CreatedBy = by.Username
+	}
+	o.PasswordHash, o.CreatedAt = h, now.UTC()
 	if err := st.PutOfficer(ctx, o); err != nil {
 		if errors.Is(err, central.ErrConflict) {
 			return plume.Errorf(plume.ECONFLICT, "username %s is taken", o.Username)
 		}
 		return err
-	}
-	actor := by
-	if actor == "" {
-		actor = "plume-central create-admin"
 	}
 	after := fmt.Sprintf(`{"username":%q,"role":%q,"stations":%q}`, o.Username, o.Role, o.Stations)
 	_, err = st.AppendAudit(ctx, central.AuditEvent{Time: now, Actor: actor, IP: ip, Action: "officer.create", Target: o.Username, After: after})

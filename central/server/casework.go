@@ -116,7 +116,7 @@ func withWeb(web, next http.Handler) http.Handler {
 // CreateOfficer adds an officer while central runs (created by the
 // system, e.g. the demo's first administrator).
 func (s *Server) CreateOfficer(ctx context.Context, o *central.Officer, password string) error {
-	return auth.CreateOfficer(ctx, s.store, o, password, "", "", s.cfg.Now())
+	return auth.CreateOfficer(ctx, s.store, o, password, nil, "", s.cfg.Now())
 }
 
 // IssueToken issues an API bearer token to the existing officer username,
@@ -152,5 +152,5 @@ func CreateAdminDataDir(ctx context.Context, dataDir, username, name, password s
 		return fmt.Errorf("create admin: %w", err)
 	}
 	defer st.Close()
-	return auth.CreateOfficer(ctx, st, &central.Officer{Username: username, Name: name, Role: central.RoleAdmin}, password, "", "", now)
+	return auth.CreateOfficer(ctx, st, &central.Officer{Username: username, Name: name, Role: central.RoleAdmin}, password, nil, "", now)
 }

@@ -9,13 +9,17 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"net/http"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/plume-emissions/plume"
 	"github.com/plume-emissions/plume/central"
+	"github.com/plume-emissions/plume/central/auth"
 	"github.com/plume-emissions/plume/central/evidence"
 	"github.com/plume-emissions/plume/central/internal/fixture"
 )
@@ -101,7 +105,7 @@ func TestSecurityHostileMedia(t *testing.T) {
 	if !strings.Contains(body, "Failed package builds") || !strings.Contains(body, "gave up after 8 attempts") {
 		t.Fatal("the failed build is not shown to the administrator")
 	}
-	if resp := admin.post(fmt.Sprintf("/admin/jobs/%d/retry", j.ID), map[string][]string{"csrf": {admin.csrf}}); resp.StatusCode != http.StatusSeeOther {
+	if resp := admin.post(fmt.Sprintf("/admin/jobs/%d/retry", j.ID), url.Values{"csrf": {admin.csrf}}); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("retry: %d", resp.StatusCode)
 	}
 	waitIdle(t, r.s)
@@ -110,5 +114,84 @@ func TestSecurityHostileMedia(t *testing.T) {
 	}
 	if !bytes.Contains([]byte(body), []byte(string(trns))) {
 		t.Fatal("failed build does not name its case")
+	}
+}
+
+var tokenPattern = regexp.MustCompile(`plm_[A-Za-z0-9_-]+`)
+
+// Finding 3: an administrator cannot get a token that acts as a reviewer;
+// tokens go to oneself or to service accounts that cannot decide cases, and
+// every action made with a token names the token in the audit log.
+func TestSecurityTokens(t *testing.T) {
+	r := newRig(t)
+	id := r.putCase(t, r.a, fixture.Epoch, "粤B11111", nil)
+	waitIdle(t, r.s)
+	admin := r.login(t, "admin")
+	issue := func(b *browser, officer string) (int, string) {
+		resp, err := b.c.PostForm(b.base+"/admin/tokens", url.Values{"csrf": {b.csrf}, "officer": {officer}, "label": {"attack"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, tokenPattern.FindString(string(body))
+	}
+	for _, who := range []string{"li.wei", "zhang.min", "wang.fang"} {
+		if st, tok := issue(admin, who); st != http.StatusForbidden || tok != "" {
+			t.Errorf("admin got a token for reviewer %s: %d %q", who, st, tok)
+		}
+	}
+	if st, tok := issue(admin, "audit"); st != http.StatusOK || tok == "" {
+		t.Fatalf("token for the auditor service account: %d %q", st, tok)
+	}
+	if st, tok := issue(admin, "admin"); st != http.StatusOK || tok == "" {
+		t.Fatalf("token for oneself: %d %q", st, tok)
+	}
+
+	// A reviewer's own token approves; the audit event names the token.
+	tok, err := r.s.IssueToken(context.Background(), "li.wei", "own tool")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, r.s.URL()+"/api/v1/cases/"+string(id)+"/approve", strings.NewReader("{}"))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("approve with own token: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	evs, _, _ := r.s.Store().Audit(context.Background(), central.AuditFilter{Action: "case.approve"})
+	want := (&central.Session{Kind: central.SessionToken, Hash: auth.HashToken(tok)}).TokenID()
+	if len(evs) != 1 || evs[0].Actor != "li.wei" || evs[0].Token != want || want == "" {
+		t.Fatalf("approval audit %+v, want token %s", evs, want)
+	}
+}
+
+// Finding 4: an administrator limited to station A cannot create an
+// officer who sees more than A, nor get a token for one.
+func TestSecurityScopedAdmin(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	if err := r.s.CreateOfficer(ctx, &central.Officer{Username: "admin.a", Name: "A admin", Role: central.RoleAdmin, Stations: []plume.StationID{"GD-SZ-0001"}}, pw); err != nil {
+		t.Fatal(err)
+	}
+	a := r.login(t, "admin.a")
+	for name, stations := range map[string]string{"escape.all": "", "escape.b": "GD-SZ-0002", "escape.ab": "GD-SZ-0001,GD-SZ-0002"} {
+		for _, role := range []string{"admin", "reviewer"} {
+			a.post("/admin/officers", url.Values{"csrf": {a.csrf}, "username": {name}, "name": {"x"}, "role": {role}, "stations": {stations}, "password": {pw}})
+			if _, err := r.s.Store().Officer(ctx, name); err == nil {
+				t.Fatalf("scoped admin created %s (%s, stations %q)", name, role, stations)
+			}
+		}
+	}
+	a.post("/admin/officers", url.Values{"csrf": {a.csrf}, "username": {"rev.a"}, "name": {"x"}, "role": {"reviewer"}, "stations": {"GD-SZ-0001"}, "password": {pw}})
+	if o, err := r.s.Store().Officer(ctx, "rev.a"); err != nil || o.CreatedBy != "admin.a" {
+		t.Fatalf("officer within scope: %+v %v", o, err)
+	}
+	// The all-stations auditor is a service account, but sees more than A.
+	resp, _ := a.c.PostForm(a.base+"/admin/tokens", url.Values{"csrf": {a.csrf}, "officer": {"audit"}, "label": {"x"}})
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("scoped admin got a token for an all-stations auditor: %d", resp.StatusCode)
 	}
 }

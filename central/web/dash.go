@@ -323,7 +323,7 @@ func (h *Handler) addOfficer(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	for _, s := range strings.FieldsFunc(r.PostFormValue("stations"), func(c rune) bool { return c == ',' || c == ' ' }) {
 		o.Stations = append(o.Stations, plume.StationID(s))
 	}
-	if err := auth.CreateOfficer(r.Context(), h.cfg.Store, o, r.PostFormValue("password"), p.Officer.Username, auth.ClientIP(r), h.cfg.Now()); err != nil {
+	if err := auth.CreateOfficer(r.Context(), h.cfg.Store, o, r.PostFormValue("password"), p.Officer, auth.ClientIP(r), h.cfg.Now()); err != nil {
 		if plume.ErrorCode(err) == plume.EINTERNAL {
 			h.fail(w, r, p, err)
 			return

@@ -513,7 +513,7 @@ func (h *Handler) bulk(w http.ResponseWriter, r *http.Request, p *auth.Principal
 		h.fail(w, r, p, plume.Errorf(plume.EINVALID, "select at least one case"))
 		return
 	}
-	res := h.cfg.Review.BulkReject(r.Context(), review.Actor{Officer: p.Officer, IP: auth.ClientIP(r)}, ids, r.PostFormValue("reason"), r.PostFormValue("comment"))
+	res := h.cfg.Review.BulkReject(r.Context(), review.Actor{Officer: p.Officer, IP: auth.ClientIP(r), Token: p.Session.TokenID()}, ids, r.PostFormValue("reason"), r.PostFormValue("comment"))
 	ok, bad := 0, 0
 	for _, x := range res {
 		if x.Err != nil {
