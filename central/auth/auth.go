@@ -1,6 +1,6 @@
 // Package auth signs officers in to central: argon2id password hashes,
 // sessions held in the store (browser cookies with a CSRF token, or API
-// bearer tokens), and a log-in rate limiter. Roles and station scoping are
+// bearer tokens), and a sign-in throttle (throttle.go). Roles and station scoping are
 // decided by central.Officer (Can, Sees); this package only finds out who
 // is asking.
 package auth
@@ -19,7 +19,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -131,11 +130,14 @@ type Config struct {
 	// SecureCookies sets the Secure attribute (serve over TLS, or behind
 	// a TLS proxy).
 	SecureCookies bool
-	// Limiter limits failed log-ins per username (default 5 per 15 min);
-	// IPLimiter per client address (default 30 per 15 min, as one office
-	// may share an address).
-	Limiter   *Limiter
-	IPLimiter *Limiter
+	// Throttle slows sign-in attempts per username and address together
+	// (default: 5 free, then 1 s doubling to 15 min), so a guesser is
+	// slowed and the officer, from anywhere else, is not locked out.
+	// IPThrottle slows attempts per address whatever the username
+	// (default: 30 free, as one office may share an address, then 1 s
+	// doubling to 15 min), against guessing across many usernames.
+	Throttle   *Throttle
+	IPThrottle *Throttle
 }
 
 // Manager signs officers in and out and finds who is asking.
@@ -158,11 +160,11 @@ func New(cfg Config) *Manager {
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = 90 * 24 * time.Hour
 	}
-	if cfg.Limiter == nil {
-		cfg.Limiter = NewLimiter(5, 15*time.Minute, cfg.Now)
+	if cfg.Throttle == nil {
+		cfg.Throttle = NewThrottle(5, time.Second, 15*time.Minute, cfg.Now)
 	}
-	if cfg.IPLimiter == nil {
-		cfg.IPLimiter = NewLimiter(30, 15*time.Minute, cfg.Now)
+	if cfg.IPThrottle == nil {
+		cfg.IPThrottle = NewThrottle(30, time.Second, 15*time.Minute, cfg.Now)
 	}
 	return &Manager{cfg: cfg, logger: cfg.Logger.With("component", "auth")}
 }
@@ -190,14 +192,23 @@ func ClientIP(r *http.Request) string {
 // Login checks a username and password and, on success, creates a fresh
 // browser session (never reusing an identifier the client sent: no session
 // fixation). It returns the cookie secret. Failures and successes are
-// audited; too many failures from one address or for one username are
-// refused with EUNAVAILABLE until the window passes.
+// audited. Attempts are throttled per username and address together, and
+// per address (Config.Throttle): one held back is refused with
+// EUNAVAILABLE, saying how long to wait; nobody can lock an officer out
+// from elsewhere.
 func (m *Manager) Login(ctx context.Context, username, password, ip string) (*Principal, string, error) {
 	now := m.cfg.Now()
 	username = strings.ToLower(strings.TrimSpace(username))
-	if !m.cfg.IPLimiter.Allow(ip) || !m.cfg.Limiter.Allow(username) {
+	userKey := username + "\x00" + ip
+	wait := m.cfg.IPThrottle.Begin(ip)
+	if wait == 0 {
+		if wait = m.cfg.Throttle.Begin(userKey); wait > 0 {
+			m.cfg.IPThrottle.Undo(ip)
+		}
+	}
+	if wait > 0 {
 		m.audit(ctx, central.AuditEvent{Time: now, Actor: username, IP: ip, Action: "login.throttled"})
-		return nil, "", plume.Errorf(plume.EUNAVAILABLE, "too many failed sign-ins; wait a few minutes and try again")
+		return nil, "", plume.Errorf(plume.EUNAVAILABLE, "too many failed sign-ins; wait %s and try again", wait.Round(time.Second)+time.Second)
 	}
 	o, err := m.cfg.Store.Officer(ctx, username)
 	if err != nil && !errors.Is(err, central.ErrNotFound) {
@@ -209,12 +220,11 @@ func (m *Manager) Login(ctx context.Context, username, password, ip string) (*Pr
 	}
 	ok := CheckPassword(hash, password)
 	if o == nil || !ok || o.Disabled {
-		m.cfg.IPLimiter.Fail(ip)
-		m.cfg.Limiter.Fail(username)
 		m.audit(ctx, central.AuditEvent{Time: now, Actor: username, IP: ip, Action: "login.fail"})
 		return nil, "", plume.Errorf(plume.EUNAUTHORIZED, "wrong username or password")
 	}
-	m.cfg.Limiter.Reset(username)
+	m.cfg.Throttle.Succeeded(userKey)
+	m.cfg.IPThrottle.Undo(ip)
 	tok := Token()
 	s := &central.Session{Hash: HashToken(tok), Kind: central.SessionBrowser, Officer: o.Username, CSRF: Token(),
 		CreatedAt: now.UTC(), ExpiresAt: now.Add(m.cfg.SessionTTL).UTC(), IP: ip}
@@ -337,64 +347,6 @@ func (m *Manager) audit(ctx context.Context, e central.AuditEvent) {
 	if _, err := m.cfg.Store.AppendAudit(ctx, e); err != nil {
 		m.logger.Error("audit", "action", e.Action, "err", err)
 	}
-}
-
-// Limiter counts failures per key in a sliding window and refuses a key
-// that reached the maximum until its oldest failure leaves the window.
-type Limiter struct {
-	max    int
-	window time.Duration
-	now    func() time.Time
-	mu     sync.Mutex
-	fails  map[string][]time.Time
-}
-
-// NewLimiter returns a limiter allowing max failures per window.
-func NewLimiter(max int, window time.Duration, now func() time.Time) *Limiter {
-	if now == nil {
-		now = time.Now
-	}
-	return &Limiter{max: max, window: window, now: now, fails: map[string][]time.Time{}}
-}
-
-func (l *Limiter) prune(key string) []time.Time {
-	cut := l.now().Add(-l.window)
-	f := l.fails[key]
-	i := 0
-	for i < len(f) && !f[i].After(cut) {
-		i++
-	}
-	f = f[i:]
-	if len(f) == 0 {
-		delete(l.fails, key)
-	} else {
-		l.fails[key] = f
-	}
-	return f
-}
-
-// Allow reports whether key may try again.
-func (l *Limiter) Allow(key string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.prune(key)) < l.max
-}
-
-// Fail records a failure of key.
-func (l *Limiter) Fail(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.fails[key] = append(l.prune(key), l.now())
-	if len(l.fails) > 100000 { // bound memory under a spray of addresses
-		clear(l.fails)
-	}
-}
-
-// Reset forgets key's failures.
-func (l *Limiter) Reset(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.fails, key)
 }
 
 // ErrGrantExceeds is returned by CreateOfficer when the new officer would

@@ -10,10 +10,13 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -193,5 +196,58 @@ func TestSecurityScopedAdmin(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("scoped admin got a token for an all-stations auditor: %d", resp.StatusCode)
+	}
+}
+
+// clientFrom is an HTTP client whose connections come from the loopback
+// address ip (the whole of 127/8 is loopback on Linux).
+func clientFrom(ip string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	return &http.Client{
+		Transport:     &http.Transport{DialContext: d.DialContext},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// Finding 7: wrong passwords sent in parallel are counted atomically, so
+// only the free attempts are checked; the guesser is slowed, and the
+// officer signs in from another address all the same.
+func TestSecurityLoginThrottle(t *testing.T) {
+	r := newRig(t)
+	attacker := clientFrom("127.0.0.1")
+	var wg sync.WaitGroup
+	var throttled atomic.Int32
+	for range 60 {
+		wg.Go(func() {
+			resp, err := attacker.PostForm(r.s.URL()+"/login", url.Values{"username": {"zhang.min"}, "password": {"wrong password!"}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusServiceUnavailable {
+				throttled.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	fails, _, _ := r.s.Store().Audit(context.Background(), central.AuditFilter{Action: "login.fail"})
+	if len(fails) > 5 || throttled.Load() < 55 {
+		t.Fatalf("%d of 60 parallel guesses were checked (%d throttled), want at most 5", len(fails), throttled.Load())
+	}
+	// Still held back with the right password from the attacker's address...
+	resp, _ := attacker.PostForm(r.s.URL()+"/login", url.Values{"username": {"zhang.min"}, "password": {pw}})
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("right password from the guessing address at once: %d", resp.StatusCode)
+	}
+	// ...but the officer, elsewhere, is not locked out.
+	resp, err := clientFrom("127.0.0.2").PostForm(r.s.URL()+"/login", url.Values{"username": {"zhang.min"}, "password": {pw}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the officer from another address: %d, want 303 (signed in)", resp.StatusCode)
 	}
 }
