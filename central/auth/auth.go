@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strings"
 	"time"
@@ -127,9 +128,13 @@ type Config struct {
 	// shift); TokenTTL how long an API token lasts (default 90 days).
 	SessionTTL time.Duration
 	TokenTTL   time.Duration
-	// SecureCookies sets the Secure attribute (serve over TLS, or behind
-	// a TLS proxy).
-	SecureCookies bool
+	// SecureCookies always sets the cookies' Secure attribute. Without
+	// it, a cookie is Secure when the request came over TLS, or from a
+	// TrustedProxies address with "X-Forwarded-Proto: https" (a
+	// TLS-terminating reverse proxy); the header is ignored from anyone
+	// else.
+	SecureCookies  bool
+	TrustedProxies []netip.Prefix
 	// Throttle slows sign-in attempts per username and address together
 	// (default: 5 free, then 1 s doubling to 15 min), so a guesser is
 	// slowed and the officer, from anywhere else, is not locked out.
@@ -331,16 +336,39 @@ func sameOrigin(origin, host string) bool {
 }
 
 // SetCookie sets the session cookie: HttpOnly, SameSite=Strict, Secure
-// when configured, for the whole site.
-func (m *Manager) SetCookie(w http.ResponseWriter, tok string, expires time.Time) {
+// when r came over TLS (Config.SecureCookies), for the whole site.
+func (m *Manager) SetCookie(w http.ResponseWriter, r *http.Request, tok string, expires time.Time) {
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: tok, Path: "/", Expires: expires, HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: m.cfg.SecureCookies})
+		SameSite: http.SameSiteStrictMode, Secure: m.Secure(r)})
 }
 
 // ClearCookie removes the session cookie.
-func (m *Manager) ClearCookie(w http.ResponseWriter) {
+func (m *Manager) ClearCookie(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: m.cfg.SecureCookies})
+		SameSite: http.SameSiteStrictMode, Secure: m.Secure(r)})
+}
+
+// Secure reports whether r reached central over TLS: directly, or through
+// a trusted proxy that says so (Config.TrustedProxies), or always with
+// Config.SecureCookies.
+func (m *Manager) Secure(r *http.Request) bool {
+	if m.cfg.SecureCookies || r.TLS != nil {
+		return true
+	}
+	if !strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "https") {
+		return false
+	}
+	ip, err := netip.ParseAddr(ClientIP(r))
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range m.cfg.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *Manager) audit(ctx context.Context, e central.AuditEvent) {

@@ -391,14 +391,11 @@ func (h *Hub) servePage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if tok := r.URL.Query().Get("token"); tok != "" {
-		// The token authorised this request: keep it in a cookie so the
-		// page's WebSocket (which cannot set headers) carries it.
-		http.SetCookie(w, &http.Cookie{Name: TokenCookie, Value: tok, Path: "/live/", HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
-	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; media-src 'self' blob: mediastream:; connect-src 'self'")
+	// No other site may frame the live page (clickjacking).
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; media-src 'self' blob: mediastream:; connect-src 'self'; frame-ancestors 'none'")
+	w.Header().Set("X-Frame-Options", "DENY")
 	if err := pageTmpl.Execute(w, struct{ Station plume.StationID }{station}); err != nil {
 		h.log.Debug("write live page", "err", err)
 	}

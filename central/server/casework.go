@@ -77,7 +77,7 @@ func (s *Server) openCasework(ctx context.Context, ln net.Listener) (*api.Handle
 		Store: s.store, Blobs: s.blobs, Exporter: exporter, CallbackURL: strings.TrimRight(publicURL, "/") + "/api/v1/police/dispositions",
 		Logger: cfg.Logger, Now: cfg.Now, Poll: cfg.ExportPoll, Lease: cfg.JobLease, Enforceable: enforceable,
 	})
-	s.auth = auth.New(auth.Config{Store: s.store, Logger: cfg.Logger, Now: cfg.Now, SecureCookies: cfg.SecureCookies})
+	s.auth = auth.New(auth.Config{Store: s.store, Logger: cfg.Logger, Now: cfg.Now, SecureCookies: cfg.SecureCookies, TrustedProxies: cfg.TrustedProxies})
 	s.review = review.New(review.Config{Store: s.store, SecondReview: cfg.SecondReview, Exporter: exporter.Name(), Logger: cfg.Logger, Now: cfg.Now,
 		OnJobs: func() { s.packer.Wake(); s.exports.Wake() }, Enforceable: enforceable, Profiles: profiles})
 	svc := ingest.New(ingest.Config{

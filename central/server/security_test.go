@@ -7,12 +7,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/csv"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -25,6 +29,7 @@ import (
 	"github.com/plume-emissions/plume/central/auth"
 	"github.com/plume-emissions/plume/central/evidence"
 	"github.com/plume-emissions/plume/central/internal/fixture"
+	"github.com/plume-emissions/plume/central/server"
 )
 
 // emptyTRNSPNG is the review's 79-byte PNG (1×1 grey, empty tRNS chunk)
@@ -250,4 +255,169 @@ func TestSecurityLoginThrottle(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("the officer from another address: %d, want 303 (signed in)", resp.StatusCode)
 	}
+}
+
+// Finding 8, the low ones, each against a running central.
+func TestSecurityLow(t *testing.T) {
+	r := newRig(t, func(c *server.Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.3/32")}
+		c.BodyTimeout = time.Second
+	})
+	plain := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	t.Run("AuditCSVFormula", func(t *testing.T) {
+		for _, u := range []string{`=HYPERLINK("http://evil.example","x")`, "+1+1", "-2", "@SUM(A1)", "\tx"} {
+			resp, _ := plain.PostForm(r.s.URL()+"/login", url.Values{"username": {u}, "password": {"wrong password!"}})
+			resp.Body.Close()
+		}
+		_, body := r.login(t, "audit").get("/audit.csv")
+		rows, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := 0
+		for _, row := range rows[1:] {
+			for _, cell := range row {
+				if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
+					t.Errorf("cell %q would run as a formula", cell)
+				}
+				if strings.HasPrefix(strings.ToLower(cell), "'=hyperlink") {
+					seen++
+				}
+			}
+		}
+		if seen == 0 {
+			t.Fatal("the attempted username is not in the CSV at all")
+		}
+	})
+
+	t.Run("BlobOwnership", func(t *testing.T) {
+		// A uploads a scene; B cites it by digest without uploading it.
+		img := sceneJPEG(t, 3)
+		m := fixture.NewMedia("scene-1.jpg", plume.MediaScene, img, fixture.Epoch)
+		if resp, err := r.a.PutBlob(m); err != nil || resp.Status != http.StatusCreated {
+			t.Fatalf("A's upload: %v %v", resp, err)
+		}
+		ev := fixture.NewEvidenceMedia(t, r.b.Key, r.b.Station, fixture.Epoch.Add(time.Minute), 1, true, []fixture.Media{m})
+		resp, err := r.b.PutManifest(ev)
+		if err != nil || resp.Status != http.StatusConflict || resp.ErrorCode() != plume.EMISSINGMEDIA {
+			t.Fatalf("B cites A's blob: %v %v, want 409 missing_media", resp, err)
+		}
+		// Claiming it with other bytes fails; sending the bytes works.
+		forged := m
+		forged.Data = bytes.Repeat([]byte{0}, len(img))
+		if resp, _ := r.b.PutBlob(forged); resp.Status != http.StatusBadRequest {
+			t.Fatalf("B claims A's blob with other bytes: %v", resp)
+		}
+		if resp, _ := r.b.PutManifest(ev); resp.Status != http.StatusConflict {
+			t.Fatalf("after a forged claim: %v", resp)
+		}
+		if resp, err := r.b.PutEvidence(ev); err != nil || resp.Status != http.StatusCreated {
+			t.Fatalf("B with the bytes: %v %v", resp, err)
+		}
+	})
+
+	t.Run("SecureCookies", func(t *testing.T) {
+		login := func(from, proto string) *http.Cookie {
+			req, _ := http.NewRequest(http.MethodPost, r.s.URL()+"/login", strings.NewReader(url.Values{"username": {"li.wei"}, "password": {pw}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if proto != "" {
+				req.Header.Set("X-Forwarded-Proto", proto)
+			}
+			resp, err := clientFrom(from).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			for _, c := range resp.Cookies() {
+				if c.Name == auth.CookieName {
+					return c
+				}
+			}
+			t.Fatalf("no session cookie: %d", resp.StatusCode)
+			return nil
+		}
+		if c := login("127.0.0.3", "https"); !c.Secure {
+			t.Error("behind the trusted TLS proxy the cookie is not Secure")
+		}
+		if c := login("127.0.0.4", "https"); c.Secure {
+			t.Error("an untrusted client's X-Forwarded-Proto was believed")
+		}
+		if c := login("127.0.0.3", ""); c.Secure {
+			t.Error("plain HTTP from the proxy without the header made the cookie Secure")
+		}
+	})
+
+	t.Run("StaticNoListing", func(t *testing.T) {
+		for _, p := range []string{"/static/", "/static/assets/", "/static/."} {
+			resp, _ := plain.Get(r.s.URL() + p)
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK || bytes.Contains(body, []byte("app.css")) {
+				t.Errorf("%s: %d lists %q", p, resp.StatusCode, body)
+			}
+		}
+		if resp, _ := plain.Get(r.s.URL() + "/static/app.css"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("a real asset: %d", resp.StatusCode)
+		}
+	})
+
+	t.Run("TrickledBody", func(t *testing.T) {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(r.s.URL(), "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 200\r\n\r\n")
+		start := time.Now()
+		for time.Since(start) < 10*time.Second {
+			if _, err := conn.Write([]byte("u")); err != nil {
+				break
+			}
+			conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+			if n, err := conn.Read(make([]byte, 512)); n > 0 || err == io.EOF {
+				break // answered or closed
+			}
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("a trickled body held the connection %v (body timeout 1 s)", d)
+		}
+	})
+
+	t.Run("LivePage", func(t *testing.T) {
+		tok, err := os.ReadFile(filepath.Join(r.dataDir, "live.token"))
+		if err != nil {
+			t.Skipf("no live token: %v", err)
+		}
+		u := r.s.URL() + "/live/GD-SZ-0001"
+		if resp, _ := plain.Get(u + "?token=" + strings.TrimSpace(string(tok))); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("all-stations token in the query string: %d, want 401", resp.StatusCode)
+		}
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		resp, err := plain.Do(req)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("token in the header: %v %v", resp, err)
+		}
+		resp.Body.Close()
+		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") {
+			t.Fatalf("live page CSP %q", csp)
+		}
+	})
+
+	t.Run("OpenRedirect", func(t *testing.T) {
+		for next, want := range map[string]string{
+			"/%09/evil.example": "/queue", "//evil.example": "/queue", "/%5Cevil.example": "/queue", "/%0d%0a/evil": "/queue",
+			"https://evil.example": "/queue", "/\\evil": "/queue", "/cases/C1?x=1": "/cases/C1?x=1",
+		} {
+			resp, err := plain.PostForm(r.s.URL()+"/login?next="+next, url.Values{"username": {"li.wei"}, "password": {pw}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if loc := resp.Header.Get("Location"); loc != want {
+				t.Errorf("next=%s: Location %q, want %q", next, loc, want)
+			}
+		}
+	})
 }

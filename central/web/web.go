@@ -152,7 +152,7 @@ func New(cfg Config) (*Handler, error) {
 		}
 		h.pages[p] = t
 	}
-	static := http.FileServerFS(assetFS)
+	static := noListing(assetFS)
 	h.mux.Handle("GET /static/", http.StripPrefix("/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		r.URL.Path = "assets/" + r.URL.Path
@@ -330,17 +330,13 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.render(w, status, "login", v)
 		return
 	}
-	h.cfg.Auth.SetCookie(w, tok, p.Session.ExpiresAt)
-	next := r.URL.Query().Get("next")
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.Contains(next, "\\") {
-		next = "/queue"
-	}
-	http.Redirect(w, r, next, http.StatusSeeOther)
+	h.cfg.Auth.SetCookie(w, r, tok, p.Session.ExpiresAt)
+	http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
 }
 
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	h.cfg.Auth.Logout(r.Context(), p, auth.ClientIP(r))
-	h.cfg.Auth.ClearCookie(w)
+	h.cfg.Auth.ClearCookie(w, r)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 

@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -114,7 +115,19 @@ func (m *Main) ParseFlags(args []string, stderr io.Writer) error {
 	fs.StringVar(&m.Config.Organization, "org", m.Config.Organization, "Source-Organization of evidence packages")
 	fs.BoolVar(&m.Config.SecondReview, "second-review", m.Config.SecondReview, "approvals wait for a supervisor's second review")
 	fs.StringVar(&m.Config.SheetFont, "sheet-font", m.Config.SheetFont, "TrueType/TTC font with CJK glyphs for the PDF evidence sheet (\"none\": no PDF)")
-	fs.BoolVar(&m.Config.SecureCookies, "secure-cookies", m.Config.SecureCookies, "mark session cookies Secure (behind TLS)")
+	fs.BoolVar(&m.Config.SecureCookies, "secure-cookies", m.Config.SecureCookies, "always mark session cookies Secure")
+	fs.Func("trusted-proxy", "address or CIDR of a TLS-terminating reverse proxy whose X-Forwarded-Proto is believed (repeat for several)", func(s string) error {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return fmt.Errorf("not an address or CIDR: %w", err)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		m.Config.TrustedProxies = append(m.Config.TrustedProxies, p)
+		return nil
+	})
 	fs.StringVar(&m.Config.PoliceURL, "police-url", m.Config.PoliceURL, "traffic police push base URL (default: folder drop)")
 	fs.StringVar(&m.Config.DropDir, "drop-dir", m.Config.DropDir, "folder-drop directory (default DATA/police-drop)")
 	fs.StringVar(&m.Config.PublicURL, "public-url", m.Config.PublicURL, "URL the police reach central at, for the callback")
