@@ -228,9 +228,15 @@ func (s *Service) putEvidence(ctx context.Context, st *central.Station, id plume
 			if c.Flags, err = s.cfg.Flags(ctx, m); err != nil {
 				return nil, false, fmt.Errorf("flag evidence %s: %w", id, err)
 			}
-			for _, f := range c.Flags {
-				custody[len(custody)-1].Detail += "; flagged " + f.Code
-			}
+		}
+		// Central judges the reading again with its own copy of the
+		// profile; a disagreement blocks the case (review refuses it).
+		if why := s.cfg.Profiles.Rejudge(&m.Pass); why != "" {
+			c.Flags = append(c.Flags, central.CaseFlag{Code: central.FlagVerdictMismatch, Blocks: true, Message: "判定不一致 " + why})
+			s.logger.Warn("station verdict not confirmed by central", "station", st.ID, "evidence", id, "why", why)
+		}
+		for _, f := range c.Flags {
+			custody[len(custody)-1].Detail += "; flagged " + f.Code
 		}
 	}
 	stored, created, err := s.cfg.Store.PutEvidence(ctx, ev, c, custody)

@@ -284,14 +284,21 @@ func (s *Service) Approve(ctx context.Context, a Actor, id plume.CaseID, note st
 	})
 }
 
-// enforceable runs Config.Enforceable on a case the officer may see.
+// enforceable refuses a case whose station verdict central did not
+// confirm (central.FlagVerdictMismatch), then runs Config.Enforceable on
+// a case the officer may see.
 func (s *Service) enforceable(ctx context.Context, a Actor, id plume.CaseID) error {
-	if s.cfg.Enforceable == nil {
-		return nil
-	}
 	c, err := s.Case(ctx, a.Officer, id)
 	if err != nil {
 		return err
+	}
+	for _, f := range c.Flags {
+		if f.Code == central.FlagVerdictMismatch {
+			return plume.Errorf(plume.ECONFLICT, "case %s cannot be enforced: %s", c.Number, f.Message)
+		}
+	}
+	if s.cfg.Enforceable == nil {
+		return nil
 	}
 	return s.cfg.Enforceable(ctx, c)
 }

@@ -51,7 +51,13 @@ func emptyTRNSPNG() []byte {
 // images are images, and returns the case it opened.
 func putScenes(tb testing.TB, c *fixture.Client, t time.Time, images ...[]byte) plume.CaseID {
 	tb.Helper()
-	p := fixture.Pass(c.Station, t, 1, true)
+	return putPass(tb, c, fixture.Pass(c.Station, t, 1, true), images...)
+}
+
+// putPass uploads, as station c, the pass p (judged however the station
+// likes) with scene images, and returns the case it opened.
+func putPass(tb testing.TB, c *fixture.Client, p plume.Pass, images ...[]byte) plume.CaseID {
+	tb.Helper()
 	m := &plume.Manifest{Schema: plume.ManifestSchema, ID: plume.EvidenceID(p.ID), Station: c.Station, CapturedAt: p.ReceivedAt, Software: "attacker", Pass: p}
 	var media []fixture.Media
 	for i, b := range images {
@@ -420,4 +426,49 @@ func TestSecurityLow(t *testing.T) {
 			}
 		}
 	})
+}
+
+// Finding 5: a station cites the diesel profile with its NO limit lowered
+// to 500 ppm, so a reading of 900 ppm "exceeds". Central judges again with
+// its own copy (1500 ppm): the case is flagged and cannot be approved. A
+// true exceedance is not flagged.
+func TestSecurityRejudge(t *testing.T) {
+	r := newRig(t)
+	forged := fixture.Pass(r.a.Station, fixture.Epoch, 1, false) // NO 900 ppm
+	prof := fixture.DieselProfile()
+	prof.Limits[0].Max = 500
+	forged.Verdict = plume.Assess(&forged.Reading, prof)
+	if forged.Verdict.Outcome != plume.OutcomeExceed {
+		t.Fatalf("forged verdict %s", forged.Verdict.Summary)
+	}
+	bad := putPass(t, r.a, forged, sceneJPEG(t, 0))
+	good := putScenes(t, r.a, fixture.Epoch.Add(time.Second), sceneJPEG(t, 1))
+	waitIdle(t, r.s)
+	c, _ := r.s.Store().Case(context.Background(), bad)
+	if f := c.Blocked(); f == nil || f.Code != central.FlagVerdictMismatch || !strings.Contains(f.Message, "1500") {
+		t.Fatalf("forged verdict not flagged: %+v", c.Flags)
+	}
+	if c, _ := r.s.Store().Case(context.Background(), good); c.Blocked() != nil {
+		t.Fatalf("a true exceedance blocked: %+v", c.Flags)
+	}
+	tok, err := r.s.IssueToken(context.Background(), "li.wei", "review")
+	if err != nil {
+		t.Fatal(err)
+	}
+	approve := func(id plume.CaseID) int {
+		req, _ := http.NewRequest(http.MethodPost, r.s.URL()+"/api/v1/cases/"+string(id)+"/approve", strings.NewReader("{}"))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := approve(bad); st != http.StatusConflict {
+		t.Fatalf("approving the forged verdict: %d, want 409", st)
+	}
+	if st := approve(good); st != http.StatusOK {
+		t.Fatalf("approving a true exceedance: %d", st)
+	}
 }
