@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/plume-emissions/plume"
 	"github.com/plume-emissions/plume/central"
 	"github.com/plume-emissions/plume/central/auth"
@@ -470,5 +472,70 @@ func TestSecurityRejudge(t *testing.T) {
 	}
 	if st := approve(good); st != http.StatusOK {
 		t.Fatalf("approving a true exceedance: %d", st)
+	}
+}
+
+// Finding 6: a captured heartbeat replayed after a later one is refused,
+// so a station cannot be shown "up" again after it reported "degraded";
+// a captured live-view upgrade cannot be used twice.
+func TestSecurityReplay(t *testing.T) {
+	r := newRig(t)
+	t0 := time.Now().UTC()
+	up := goodHeartbeat(1)
+	up.Time = t0
+	if resp := putHeartbeat(t, r.a, up); resp.Status != http.StatusOK {
+		t.Fatalf("heartbeat: %v", resp)
+	}
+	down := goodHeartbeat(2)
+	down.Time, down.Analyser.Connected = t0.Add(time.Second), false
+	if resp := putHeartbeat(t, r.a, down); resp.Status != http.StatusOK {
+		t.Fatalf("degraded heartbeat: %v", resp)
+	}
+	state := func() central.HealthState {
+		vs, err := r.s.Ops().Stations(context.Background(), &central.Officer{Role: central.RoleAdmin})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range vs {
+			if v.Station.ID == r.a.Station {
+				return v.State
+			}
+		}
+		return ""
+	}
+	before := state()
+	if before == central.HealthUp {
+		t.Fatalf("the degraded heartbeat left the station %s", before)
+	}
+	if resp := putHeartbeat(t, r.a, up); resp.Status != http.StatusConflict {
+		t.Fatalf("replayed heartbeat: %v, want 409", resp)
+	}
+	if s := state(); s != before {
+		t.Fatalf("a replayed heartbeat changed the state %s -> %s", before, s)
+	}
+	// The same latest heartbeat again (a retry) is answered, not refused.
+	if resp := putHeartbeat(t, r.a, down); resp.Status != http.StatusOK {
+		t.Fatalf("retried heartbeat: %v", resp)
+	}
+
+	// The edge's signalling upgrade, captured and replayed.
+	date := plume.FormatRequestDate(time.Now())
+	path := "/api/v1/stations/" + string(r.a.Station) + "/live"
+	hdr := http.Header{}
+	hdr.Set(plume.HeaderStation, string(r.a.Station))
+	hdr.Set(plume.HeaderDate, date)
+	hdr.Set(plume.HeaderContentSHA256, plume.EmptySHA256)
+	hdr.Set(plume.HeaderSignature, plume.SignRequest(r.a.Key, http.MethodGet, path, date, plume.EmptySHA256))
+	ws := "ws" + strings.TrimPrefix(r.s.URL(), "http") + path
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, ws, &websocket.DialOptions{HTTPHeader: hdr})
+	if err != nil {
+		t.Fatalf("the edge's upgrade: %v", err)
+	}
+	defer conn.CloseNow()
+	_, resp, err := websocket.Dial(ctx, ws, &websocket.DialOptions{HTTPHeader: hdr})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("replayed upgrade: %v %v, want 401", resp, err)
 	}
 }
