@@ -413,6 +413,18 @@ func TestSecurityLow(t *testing.T) {
 		}
 	})
 
+	t.Run("MetricsSignedIn", func(t *testing.T) {
+		if resp, _ := plain.Get(r.s.URL() + "/metrics"); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("anonymous /metrics: %d, want 401", resp.StatusCode)
+		}
+		resp := signedGet(t, r.s, "/metrics") // an auditor's token, as a scraper would hold
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte("plume_central_ingest_total")) {
+			t.Fatalf("/metrics with a token: %d", resp.StatusCode)
+		}
+	})
+
 	t.Run("OpenRedirect", func(t *testing.T) {
 		for next, want := range map[string]string{
 			"/%09/evil.example": "/queue", "//evil.example": "/queue", "/%5Cevil.example": "/queue", "/%0d%0a/evil": "/queue",
