@@ -248,13 +248,11 @@ func TestSecurityLoginThrottle(t *testing.T) {
 	if len(fails) > 5 || throttled.Load() < 55 {
 		t.Fatalf("%d of 60 parallel guesses were checked (%d throttled), want at most 5", len(fails), throttled.Load())
 	}
-	// Still held back with the right password from the attacker's address...
-	resp, _ := attacker.PostForm(r.s.URL()+"/login", url.Values{"username": {"zhang.min"}, "password": {pw}})
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("right password from the guessing address at once: %d", resp.StatusCode)
+	if held, _, _ := r.s.Store().Audit(context.Background(), central.AuditFilter{Action: "login.throttled", Limit: 100}); len(held) < 55 {
+		t.Fatalf("%d throttled attempts audited, want at least 55", len(held))
 	}
-	// ...but the officer, elsewhere, is not locked out.
+	// The growing delays are timed in TestThrottle (a fake clock); here
+	// the officer, elsewhere, is not locked out by the guesser.
 	resp, err := clientFrom("127.0.0.2").PostForm(r.s.URL()+"/login", url.Values{"username": {"zhang.min"}, "password": {pw}})
 	if err != nil {
 		t.Fatal(err)
@@ -549,5 +547,19 @@ func TestSecurityReplay(t *testing.T) {
 	_, resp, err := websocket.Dial(ctx, ws, &websocket.DialOptions{HTTPHeader: hdr})
 	if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("replayed upgrade: %v %v, want 401", resp, err)
+	}
+}
+
+// Finding 9: a central key file that others may read is refused.
+func TestSecurityKeyFileMode(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := server.LoadOrCreateKey(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(dir, server.KeyFile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.LoadOrCreateKey(dir); err == nil || !strings.Contains(err.Error(), "readable by others") {
+		t.Fatalf("a world-readable key loaded: %v", err)
 	}
 }

@@ -287,9 +287,13 @@ func (s *Server) openData() error {
 }
 
 // LoadOrCreateKey loads central's signing key from dir/central.key,
-// creating it (mode 0600) if there is none.
+// creating it (mode 0600) if there is none. A key file that others may
+// read is refused: whoever reads it can sign packages as central.
 func LoadOrCreateKey(dir string) (ed25519.PrivateKey, error) {
 	path := filepath.Join(dir, KeyFile)
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("load central key: %s is readable by others (mode %04o): chmod 600 it", path, fi.Mode().Perm())
+	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		_, key, err := ed25519.GenerateKey(rand.Reader)

@@ -140,13 +140,38 @@ func (m *Main) ParseFlags(args []string, stderr io.Writer) error {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
 	if *secretFile != "" {
-		b, err := os.ReadFile(*secretFile)
+		secret, err := readPoliceSecret(*secretFile)
 		if err != nil {
 			return fmt.Errorf("serve: %w", err)
 		}
-		m.Config.PoliceSecret = []byte(strings.TrimSpace(string(b)))
+		m.Config.PoliceSecret = secret
 	}
 	return nil
+}
+
+// MinPoliceSecret is the shortest police exchange secret accepted
+// (POLICE-CONTRACT.md: at least 32 random bytes).
+const MinPoliceSecret = 32
+
+// readPoliceSecret reads the police exchange secret, refusing a file that
+// others may read and a secret too short to resist guessing.
+func readPoliceSecret(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("police secret file %s is readable by others (mode %04o): chmod 600 it", path, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	secret := []byte(strings.TrimSpace(string(b)))
+	if len(secret) < MinPoliceSecret {
+		return nil, fmt.Errorf("police secret in %s is %d bytes, shorter than %d", path, len(secret), MinPoliceSecret)
+	}
+	return secret, nil
 }
 
 // Run opens the stores the environment names, then the server.

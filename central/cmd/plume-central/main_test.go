@@ -229,3 +229,31 @@ func signIn(tb testing.TB, baseURL, user, password string) *http.Client {
 	}
 	return c
 }
+
+// Issue 14, finding 9: a short police secret, or one in a file others may
+// read, is refused at start.
+func TestPoliceSecretChecked(t *testing.T) {
+	dir := t.TempDir()
+	for name, tc := range map[string]struct {
+		secret string
+		mode   os.FileMode
+		ok     bool
+	}{
+		"OK":            {"police shared secret, 32 bytes!!", 0o600, true},
+		"ErrShort":      {"short secret", 0o600, false},
+		"ErrWorldReads": {"police shared secret, 32 bytes!!", 0o644, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(dir, name)
+			if err := os.WriteFile(path, []byte(tc.secret+"\n"), tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(path, tc.mode)
+			m := NewMain()
+			err := m.ParseFlags([]string{"-police-secret-file", path}, io.Discard)
+			if (err == nil) != tc.ok {
+				t.Fatalf("ParseFlags: %v", err)
+			}
+		})
+	}
+}
