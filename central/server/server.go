@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,6 +70,12 @@ type Config struct {
 	// ShutdownTimeout bounds how long Close waits for requests in flight
 	// (default 30 s).
 	ShutdownTimeout time.Duration
+	// BodyTimeout bounds how long reading one request body may take
+	// (default 30 s), so a body trickled a byte at a time cannot hold a
+	// connection; station uploads (PUT /api/v1/stations/…) get
+	// UploadTimeout (default 10 min: a clip over a weak 4G link).
+	BodyTimeout   time.Duration
+	UploadTimeout time.Duration
 
 	// SecondReview makes every approval wait for a supervisor.
 	SecondReview bool
@@ -76,8 +83,11 @@ type Config struct {
 	// TrueType) with CJK glyphs for the PDF evidence sheet; default
 	// evidence.DefaultSheetFont; "none" builds packages without the PDF.
 	SheetFont string
-	// SecureCookies marks session cookies Secure (serve behind TLS).
-	SecureCookies bool
+	// SecureCookies always marks session cookies Secure. Without it they
+	// are Secure on requests that came over TLS, or from a TrustedProxies
+	// address that sends "X-Forwarded-Proto: https".
+	SecureCookies  bool
+	TrustedProxies []netip.Prefix
 	// PoliceURL is the police system's push base URL; with it, approved
 	// cases are pushed over HTTP (POLICE-CONTRACT.md §1). Without it they
 	// are dropped as files in DropDir (default <data>/police-drop).
@@ -149,6 +159,12 @@ func (c *Config) fill() {
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = def.ShutdownTimeout
 	}
+	if c.BodyTimeout <= 0 {
+		c.BodyTimeout = 30 * time.Second
+	}
+	if c.UploadTimeout <= 0 {
+		c.UploadTimeout = 10 * time.Minute
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -214,7 +230,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.http = &http.Server{
-		Handler:           withWeb(webHandler, mux),
+		Handler:           withBodyDeadline(withWeb(webHandler, mux), cfg.BodyTimeout, cfg.UploadTimeout),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.With("component", "http").Handler(), slog.LevelWarn),
@@ -271,9 +287,13 @@ func (s *Server) openData() error {
 }
 
 // LoadOrCreateKey loads central's signing key from dir/central.key,
-// creating it (mode 0600) if there is none.
+// creating it (mode 0600) if there is none. A key file that others may
+// read is refused: whoever reads it can sign packages as central.
 func LoadOrCreateKey(dir string) (ed25519.PrivateKey, error) {
 	path := filepath.Join(dir, KeyFile)
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("load central key: %s is readable by others (mode %04o): chmod 600 it", path, fi.Mode().Perm())
+	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		_, key, err := ed25519.GenerateKey(rand.Reader)
@@ -399,21 +419,50 @@ func enroll(ctx context.Context, st central.Store, key ed25519.PrivateKey, centr
 // Stats counts what central holds.
 func (s *Server) Stats(ctx context.Context) (central.Stats, error) { return s.store.Stats(ctx) }
 
+// withBodyDeadline bounds the time to read each request's body: upload
+// for station uploads, body for everything else. A server-wide
+// ReadTimeout would do it too, but it would also cut the long station
+// uploads and the live-view WebSockets, which are GETs that read for
+// hours after the upgrade: GET and HEAD requests carry no body and keep
+// only the header timeout.
+func withBodyDeadline(next http.Handler, body, upload time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			d := body
+			if r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/api/v1/stations/") {
+				d = upload
+			}
+			// An error means the connection cannot take a deadline
+			// (e.g. HTTP/2 through a test recorder); it is served anyway.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // WaitIdle waits until no package build or export is pending, or ctx ends.
+// A job its worker gave up on (central.Job.Failed) waits for an
+// administrator, not for time, so it does not count.
 func (s *Server) WaitIdle(ctx context.Context) error {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
-		st, err := s.store.Stats(ctx)
+		jobs, err := s.store.Jobs(ctx)
 		if err != nil {
 			return err
 		}
-		if st.PendingJobs == 0 {
+		pending := 0
+		for _, j := range jobs {
+			if !j.Failed() {
+				pending++
+			}
+		}
+		if pending == 0 {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("wait for package builds (%d pending): %w", st.PendingJobs, ctx.Err())
+			return fmt.Errorf("wait for package builds (%d pending): %w", pending, ctx.Err())
 		case <-t.C:
 		}
 	}
