@@ -346,13 +346,27 @@ func NewCase(m *plume.Manifest) *Case {
 		// The summary leads with what made this a case: camera smoke, and
 		// the analyser's verdict beside it.
 		smoke := fmt.Sprintf("black smoke: Ringelmann grade %d on camera (confidence %.0f%%)", s.Grade, 100*s.Confidence)
-		if m.Pass.Verdict.Outcome == plume.OutcomeExceed {
+		switch {
+		case cameraJudged(m.Pass.Verdict):
+			// plume.Judge already led the verdict with the camera's grade.
+		case m.Pass.Verdict.Outcome == plume.OutcomeExceed:
 			c.Summary = smoke + "; " + c.Summary
-		} else {
+		default:
 			c.Summary = smoke + "; analyser " + c.Summary
 		}
 	}
 	return c
+}
+
+// cameraJudged reports whether the verdict holds the camera's smoke grade
+// (edges that judge with plume.Judge).
+func cameraJudged(v plume.Verdict) bool {
+	for _, c := range v.Checks {
+		if c.Source == plume.SourceCamera {
+			return true
+		}
+	}
+	return false
 }
 
 // MinPlateConfidence is the whole-plate confidence below which the
