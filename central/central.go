@@ -259,7 +259,7 @@ type Case struct {
 	Standard    string            `json:"standard,omitempty"`
 	Summary     string            `json:"summary"` // the verdict's explanation
 	Status      CaseStatus        `json:"status"`
-	CapturedAt  time.Time         `json:"captured_at"`
+	CapturedAt  time.Time         `json:"captured_at"` // the time of the pass (the analyser reading)
 	CreatedAt   time.Time         `json:"created_at"`
 
 	// Kind is what the repeat-exceedance rule made of the case, and
@@ -322,7 +322,10 @@ func NewCase(m *plume.Manifest) *Case {
 		Station:    m.Station,
 		PassID:     m.Pass.ID,
 		Status:     CaseOpen,
-		CapturedAt: m.CapturedAt,
+		// One clock for the case: the time of the pass, which the images'
+		// strips, the sheet and the vehicle file show too (m.CapturedAt
+		// is when the station signed, which may be seconds later).
+		CapturedAt: m.Pass.Reading.Time,
 		Standard:   m.Pass.Verdict.Standard,
 		Summary:    m.Pass.Verdict.Summary,
 	}

@@ -14,7 +14,7 @@ import (
 var sheetZone = time.FixedZone("CST", 8*3600)
 
 var sheetTemplate = template.Must(template.New("sheet").Funcs(template.FuncMap{
-	"local": func(t time.Time) string { return t.In(sheetZone).Format("2006-01-02 15:04:05.000 MST") },
+	"local": func(t time.Time) string { return plume.FormatTime(t, sheetZone) },
 	"utc":   func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
 	"num":   func(v float64) string { return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.2f", v), "0"), ".") },
 	"upper": strings.ToUpper,

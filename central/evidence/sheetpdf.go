@@ -147,7 +147,9 @@ func renderSheetPDF(ctx context.Context, in *Input, cf *CaseFile, custody []cent
 	pdf.SetMargins(15, 14, 15)
 	pdf.SetAutoPageBreak(true, 16)
 	pdf.AliasNbPages("{nb}")
-	local := func(t time.Time) string { return t.In(sheetZone).Format("2006-01-02 15:04:05.000") + " (UTC+8)" }
+	// Every time on the sheet is in one zone, named, to the second: the
+	// same second as the pages and the images' strips.
+	local := func(t time.Time) string { return plume.FormatTime(t, sheetZone) }
 	pdf.SetFooterFunc(func() {
 		pdf.SetY(-12)
 		pdf.SetFont("zh", "", 7)
@@ -238,7 +240,7 @@ func renderSheetPDF(ctx context.Context, in *Input, cf *CaseFile, custody []cent
 	row("违法代码 Violation", ViolationCode+"  "+ViolationText, true)
 	row("案件类型 Case kind", kindText(c), false)
 	row("号牌 Vehicle plate", plate, false)
-	row("检测时间 Time", local(cf.Pass.Reading.Time), false)
+	row("检测时间 Time", local(cf.Pass.Reading.Time)+"（过车时刻 time of the pass）", false)
 	row("检测地点 Place", place, false)
 	row("判定依据 Standard cited", fmt.Sprintf("%s, limit profile %s@%s; 结果代码 result code %d (%s)", cf.Verdict.Standard, cf.Verdict.Profile, cf.Verdict.ProfileVersion, cf.Verdict.ResultCode, cf.Verdict.Outcome.Label()), false)
 
@@ -318,7 +320,7 @@ func renderSheetPDF(ctx context.Context, in *Input, cf *CaseFile, custody []cent
 			pdf.ImageOptions(name, x, y, 0, ih, false, fpdf.ImageOptions{ImageType: im.typ}, 0, "")
 			pdf.SetXY(x, y+ih+0.5)
 			pdf.SetFont("zh", "", 6.5)
-			pdf.CellFormat(iw, 3.4, fmt.Sprintf("%s  %s  %s", mediaKindLabel(im.ref.Kind), im.ref.Name, im.ref.CapturedAt.In(sheetZone).Format("15:04:05.000")), "", 0, "L", false, 0, "")
+			pdf.CellFormat(iw, 3.4, fmt.Sprintf("%s  %s  %s", mediaKindLabel(im.ref.Kind), im.ref.Name, local(im.ref.CapturedAt)), "", 0, "L", false, 0, "")
 			pdf.SetXY(x, y+ih+3.9)
 			pdf.CellFormat(iw, 3.4, "sha256 "+im.ref.SHA256, "", 0, "L", false, 0, "")
 			if i%2 == 1 || i == len(imgs)-1 {

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"html"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,5 +81,58 @@ func TestSmokeCaseAgrees(t *testing.T) {
 		if strings.Contains(text, flat(bad)) {
 			t.Errorf("sheet of a smoke case says %q", bad)
 		}
+	}
+}
+
+// TestCaseTimesAgree: one clock for a case. The queue, the case header
+// and the sheet show the time of the pass, not the moment the station
+// signed (here 11 s later); each image's caption shows its capture time
+// written the way its burnt-in strip writes it (plume.FormatTime, to the
+// second, zone named); the sheet shows the same strings.
+func TestCaseTimesAgree(t *testing.T) {
+	r := newRig(t)
+	passAt := time.Now().Add(-time.Hour).Truncate(time.Second).Add(680 * time.Millisecond)
+	p := fixture.Pass(r.a.Station, passAt, 1, true)
+	p.ReceivedAt = passAt.Add(11 * time.Second) // the station signed late
+	id := r.putPass(t, r.a, p, nil)
+	zone, err := plume.LoadZone("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	passStamp, signStamp := plume.FormatTime(passAt, zone), plume.FormatTime(p.ReceivedAt, zone)
+	b := r.login(t, "li.wei")
+
+	_, page := b.get("/cases/" + string(id))
+	page = html.UnescapeString(page)
+	if m := regexp.MustCompile(`<span id="case-time"[^>]*>([^<]*)</span>`).FindStringSubmatch(page); m == nil || m[1] != passStamp {
+		t.Errorf("case header time %q, want the pass time %q", m, passStamp)
+	}
+	shots := regexp.MustCompile(`<span class="shot-time" data-name="([^"]+)">([^<]*)</span>`).FindAllStringSubmatch(page, -1)
+	if len(shots) != 2 {
+		t.Fatalf("%d image captions with times, want 2", len(shots))
+	}
+	// The rig stamps scene-1 at ReceivedAt and scene-2 0.4 s later.
+	want := map[string]string{"scene-1.jpg": signStamp, "scene-2.jpg": plume.FormatTime(p.ReceivedAt.Add(400*time.Millisecond), zone)}
+	for _, s := range shots {
+		if s[2] != want[s[1]] {
+			t.Errorf("caption of %s says %q, want %q", s[1], s[2], want[s[1]])
+		}
+	}
+	if !strings.Contains(page, `id="zone"`) || !strings.Contains(page, "UTC+8") {
+		t.Error("the page does not name its zone")
+	}
+	_, queue := b.get("/queue")
+	if !strings.Contains(queue, passAt.In(zone).Format("2006-01-02 15:04:05")) || strings.Contains(queue, p.ReceivedAt.In(zone).Format("15:04:05")) {
+		t.Errorf("queue does not show the pass time %s", passStamp)
+	}
+
+	r.waitCase(t, id, "packaged", func(c *central.Case) bool { return c.PackageSHA256 != "" })
+	_, pdf := b.get("/cases/" + string(id) + "/sheet.pdf")
+	text := pdfText(t, []byte(pdf))
+	if !strings.Contains(text, passStamp) {
+		t.Errorf("sheet lacks the pass time %q:\n%s", passStamp, text)
+	}
+	if !strings.Contains(text, signStamp) {
+		t.Errorf("sheet's image captions lack %q", signStamp)
 	}
 }

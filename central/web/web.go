@@ -79,8 +79,17 @@ var funcs = template.FuncMap{
 		}
 		return t.In(zone).Format("2006-01-02 15:04:05")
 	},
-	"upper": func(v any) string { return strings.ToUpper(fmt.Sprint(v)) },
-	"num":   func(v float64) string { return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.2f", v), "0"), ".") },
+	// stamp is a time with its zone named, to the second, as the
+	// evidence images' strips write it.
+	"stamp": func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return plume.FormatTime(t, zone)
+	},
+	"zoneName": func() string { return plume.ZoneLabel(time.Now(), zone) },
+	"upper":    func(v any) string { return strings.ToUpper(fmt.Sprint(v)) },
+	"num":      func(v float64) string { return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.2f", v), "0"), ".") },
 	"short": func(s string) string {
 		if len(s) > 12 {
 			return s[:12] + "…"
