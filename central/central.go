@@ -517,14 +517,17 @@ type CaseFilter struct {
 	Station plume.StationID
 	// Stations, when set, limits the cases to these stations (an
 	// officer's scope; see Officer.ScopeCases).
-	Stations  []plume.StationID
-	Status    CaseStatus
-	Kind      CaseKind
-	Pollutant plume.Pollutant
-	Plate     string    // exact plate
-	MinGrade  int       // camera smoke grade at least this
-	From, To  time.Time // captured in [From, To)
-	Oldest    bool      // oldest first (triage order) instead of newest first
+	Stations []plume.StationID
+	Status   CaseStatus
+	Kind     CaseKind
+	// ExcludeKind, when set, leaves out the cases of that kind (the review
+	// queue sets aside unlinked cases by default).
+	ExcludeKind CaseKind
+	Pollutant   plume.Pollutant
+	Plate       string    // exact plate
+	MinGrade    int       // camera smoke grade at least this
+	From, To    time.Time // captured in [From, To)
+	Oldest      bool      // oldest first (triage order) instead of newest first
 	// SortBy, when set, orders the cases by that column instead, ties
 	// broken by case ID in the same direction (a stable order, so pages
 	// neither repeat nor skip a case); Descending reverses it. Oldest is
@@ -691,6 +694,7 @@ func (f *CaseFilter) MatchSummary(s CaseSummary) bool {
 	case len(f.Stations) > 0 && !containsStation(f.Stations, s.Station):
 	case f.Status != "" && s.Status != f.Status:
 	case f.Kind != "" && s.Kind != f.Kind:
+	case f.ExcludeKind != "" && s.Kind == f.ExcludeKind:
 	case f.Plate != "" && s.Plate != f.Plate:
 	case f.MinGrade > 0 && s.Grade < f.MinGrade:
 	case f.Pollutant != "" && !containsPollutant(s.Pollutants, f.Pollutant):
