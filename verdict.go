@@ -119,6 +119,17 @@ func (v *Verdict) Exceedances() []Check {
 	return out
 }
 
+// AnalyserExceeded reports whether one of the analyser's own checks
+// exceeded its limit (not only the camera's smoke grade).
+func (v *Verdict) AnalyserExceeded() bool {
+	for _, c := range v.Checks {
+		if c.Exceeded && c.Source != SourceCamera {
+			return true
+		}
+	}
+	return false
+}
+
 // VSP returns vehicle specific power in kW/t for speed v (m/s),
 // acceleration a (m/s²) and road grade (a ratio, 0.02 for 2 %):
 // v·(1.1·a + 9.81·grade + 0.132) + 0.000302·v³.
