@@ -19,7 +19,10 @@ type Stats struct {
 	OrphansQuarantined int64 // counter: media files moved to quarantine/ at start-up
 	MediaRemoved       int64 // counter: delivered media files removed
 	FullRefusals       int64 // counter: items refused with ErrFull
-	Rebuilt            bool  // the database was rebuilt from evidence/ at Open
+	RecordsRecovered   int64 // counter: records queued again from records/ (rebuild or heal)
+	ValuesHealed       int64 // counter: database values that failed their check and were replaced from the files
+	Rebuilt            bool  // the database was rebuilt from evidence/ and records/ at Open
+	CentralUnreachable bool  // the uplink last reported central unreachable (folding allowed)
 }
 
 // Stats returns the current counters and gauges.
@@ -33,7 +36,10 @@ func (s *Spool) Stats() Stats {
 		OrphansQuarantined: s.orphansQuarantined.Load(),
 		MediaRemoved:       s.mediaRemoved.Load(),
 		FullRefusals:       s.fullRefusals.Load(),
+		RecordsRecovered:   s.recordsRecovered.Load(),
+		ValuesHealed:       s.valuesHealed.Load(),
 		Rebuilt:            s.rebuilt,
+		CentralUnreachable: s.unreachable.Load(),
 	}
 	if s.closed.Load() {
 		return st
