@@ -90,7 +90,10 @@ type Spool struct {
 	leased     map[uint64]bool // record seqs handed to the consumer and not yet settled
 	missing    map[plume.EvidenceID][]string
 	lastGC     time.Time
-	pressure   bool // the file system reported ENOSPC; cleared once room is made
+	scrubNext  string          // media digest the next Scrub starts from
+	lastScrub  ScrubResult     // what the last Scrub found
+	damaged    map[string]bool // media Scrub found damaged
+	pressure   bool            // the file system reported ENOSPC; cleared once room is made
 
 	unreachable        atomic.Bool // the uplink reported central unreachable
 	closed             atomic.Bool
@@ -166,6 +169,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Spool, error) {
 		recentPuts: map[string]time.Time{},
 		leased:     map[uint64]bool{},
 		missing:    map[plume.EvidenceID][]string{},
+		damaged:    map[string]bool{},
 	}
 	for _, d := range []string{dir, s.path("media"), s.path("evidence"), s.path("quarantine")} {
 		if err := os.MkdirAll(d, 0o750); err != nil {

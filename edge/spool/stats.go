@@ -1,6 +1,10 @@
 package spool
 
-import bolt "go.etcd.io/bbolt"
+import (
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
 
 // Stats are plain counters and gauges for metrics. Counters count since
 // Open.
@@ -23,6 +27,8 @@ type Stats struct {
 	ValuesHealed       int64 // counter: database values that failed their check and were replaced from the files
 	Rebuilt            bool  // the database was rebuilt from evidence/ and records/ at Open
 	CentralUnreachable bool  // the uplink last reported central unreachable (folding allowed)
+	MediaDamaged       int   // gauge: queued media whose content Scrub found not to match its hash
+	LastScrub          time.Time
 }
 
 // Stats returns the current counters and gauges.
@@ -52,6 +58,8 @@ func (s *Spool) Stats() Stats {
 	})
 	s.mu.Lock()
 	st.MissingMedia = len(s.missing)
+	st.MediaDamaged = len(s.damaged)
+	st.LastScrub = s.lastScrub.At
 	st.Bytes = s.usage()
 	s.mu.Unlock()
 	return st
