@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
+	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -150,5 +153,64 @@ func TestQuarantineReopen(t *testing.T) {
 		if on := fileSize(t, p) + fileSize(t, p+".1"); on > opts.MaxBytes {
 			t.Fatalf("quarantine %d bytes after reopen, cap %d", on, opts.MaxBytes)
 		}
+	}
+}
+
+// TestGarbageFloodBounded is the issue-18 row "garbage on the analyser
+// port": 4 MiB of garbage on one connection fills only the quarantine's
+// budget, and passes on another connection are acknowledged throughout.
+func TestGarbageFloodBounded(t *testing.T) {
+	qpath := filepath.Join(t.TempDir(), "q.jsonl")
+	const budget = 64 << 10
+	q, err := OpenQuarantineWith(qpath, QuarantineOptions{MaxBytes: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	st := &store{}
+	cfg := Config{Protocol: ProtocolHJ212, Handler: st.handle, Profile: mustProfile(t, "generic-rsd.yaml"),
+		Logger: slog.New(slog.DiscardHandler), Quarantine: q}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &Server{Config: cfg}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(context.Background(), ln) }()
+	defer func() { srv.Close(); <-done }()
+	addr := ln.Addr().String()
+
+	flood := dial(t, addr)
+	floodDone := make(chan struct{})
+	go func() {
+		defer close(floodDone)
+		rng := rand.New(rand.NewPCG(4, 4))
+		for range 64 {
+			chunk := garbage(rng, 64<<10)
+			for i := 0; i < len(chunk); i += 500 + rng.IntN(3000) {
+				chunk[i] = '\n'
+			}
+			if _, err := flood.Write(chunk); err != nil {
+				return // the server may cut a garbage-only connection
+			}
+		}
+	}()
+	c := dial(t, addr)
+	fr := newFrameReader(c, SplitHJ212(0), MaxFrameLen)
+	for i := range 20 {
+		if _, err := c.Write(passFrame(t, fmt.Sprintf("2026112810%07d", i), 1, t0.Add(time.Duration(i)*time.Second))); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := readReply(t, fr, c, 5*time.Second)
+		if err != nil || rep.CN != CNDataReply {
+			t.Fatalf("pass %d during the flood: reply %+v, %v", i, rep, err)
+		}
+	}
+	<-floodDone
+	if on := fileSize(t, qpath) + fileSize(t, qpath+".1"); on > budget {
+		t.Fatalf("quarantine %d bytes, budget %d", on, budget)
+	}
+	if qs := q.Stats(); qs.DroppedItems == 0 {
+		t.Fatalf("nothing dropped beyond the budget: %+v", qs)
 	}
 }
