@@ -133,10 +133,25 @@ func (f *workFrame) medianGrey() float64 {
 	return 255
 }
 
-// cues measures each component (label l of lab is out[keep⁻¹]) against
-// its ring and fills in out[k].cues. labelOf[k] is component k's label.
+// cues measures each component against its ring and fills in
+// out[k].cues; labelOf[k] is component k's label in lab.
 func (f *workFrame) cues(lab []int32, labelOf []int32, out []smokeFeatures) {
 	night := f.medianGrey()
+	for k := range out {
+		l := labelOf[k]
+		c := f.regionCues(out[k].box, func(i int) bool { return lab[i] == l })
+		c.Edge = out[k].soft
+		c.Night = night
+		c.Reject = c.reject()
+		out[k].cues = c
+	}
+}
+
+// regionCues measures the region of the pixels in r for which inside is
+// true, against the ring around r (see the cues above). It leaves Edge,
+// Night and Reject to the caller, which knows the edge measure and the
+// frame.
+func (f *workFrame) regionCues(r image.Rectangle, inside func(i int) bool) SmokeCues {
 	frame := image.Rect(0, 0, f.w, f.h)
 	total := float64(f.w * f.h)
 	grad := func(x, y int) float64 {
@@ -146,61 +161,61 @@ func (f *workFrame) cues(lab []int32, labelOf []int32, out []smokeFeatures) {
 		gy := float64(f.g[yd*f.w+x]) - float64(f.g[yu*f.w+x])
 		return math.Sqrt(gx*gx+gy*gy) / 2
 	}
-	for k := range out {
-		o := &out[k]
-		r := o.box
-		l := labelOf[k]
-		m := max(3, max(r.Dx(), r.Dy())/3)
-		grown := r.Inset(-m).Intersect(frame)
-		var yin, yring []float32
-		var gIn, lIn, gRing, lRing, warm float64
-		for y := grown.Min.Y; y < grown.Max.Y; y++ {
-			for x := grown.Min.X; x < grown.Max.X; x++ {
-				i := y*f.w + x
-				g := grad(x, y)
-				if lab[i] == l {
-					yin = append(yin, f.y[i])
-					gIn += g
-					lIn += float64(f.g[i])
-					b, gr, rd := float64(f.bgr[3*i]), float64(f.bgr[3*i+1]), float64(f.bgr[3*i+2])
-					if s := b + gr + rd; s > 0 {
-						warm += (rd - b) / s
-					}
-					continue
+	m := max(3, max(r.Dx(), r.Dy())/3)
+	grown := r.Inset(-m).Intersect(frame)
+	var yin, yring []float32
+	var gIn, lIn, gRing, lRing, warm float64
+	specular, boxPixels := 0, 0
+	for y := grown.Min.Y; y < grown.Max.Y; y++ {
+		for x := grown.Min.X; x < grown.Max.X; x++ {
+			i := y*f.w + x
+			inBox := image.Pt(x, y).In(r)
+			if inBox {
+				boxPixels++
+				if f.g[i] > 200 && f.sat[i] < 0.25 {
+					specular++
 				}
-				if image.Pt(x, y).In(r) {
-					continue // holes of the component: neither inside nor around
+			}
+			g := grad(x, y)
+			if inBox && inside(i) {
+				yin = append(yin, f.y[i])
+				gIn += g
+				lIn += float64(f.g[i])
+				b, gr, rd := float64(f.bgr[3*i]), float64(f.bgr[3*i+1]), float64(f.bgr[3*i+2])
+				if s := b + gr + rd; s > 0 {
+					warm += (rd - b) / s
 				}
-				yring = append(yring, f.y[i])
-				gRing += g
-				lRing += float64(f.g[i])
+				continue
 			}
-		}
-		c := SmokeCues{
-			Span:     float64(r.Dx()*r.Dy()) / total,
-			Opposite: (r.Min.X <= 0 && r.Max.X >= f.w) || (r.Min.Y <= 0 && r.Max.Y >= f.h),
-			Edge:     o.soft,
-			Specular: o.highlight,
-			Flat:     float64(r.Dy()) / float64(max(1, r.Dx())),
-			Night:    night,
-		}
-		if n := len(yin); n > 0 {
-			c.Warm = warm / float64(n)
-		}
-		if len(yin) > 0 && len(yring) > 0 {
-			slices.Sort(yin)
-			slices.Sort(yring)
-			inside, ring := float64(yin[len(yin)/2]), float64(yring[len(yring)/2])
-			if ring > 1e-4 {
-				c.Local = 1 - inside/ring
+			if inBox {
+				continue // holes of the region: neither inside nor around
 			}
-			relIn := gIn / float64(len(yin)) / max(4, lIn/float64(len(yin)))
-			relRing := gRing / float64(len(yring)) / max(4, lRing/float64(len(yring)))
-			if relRing > 1e-6 {
-				c.Show = relIn / relRing
-			}
+			yring = append(yring, f.y[i])
+			gRing += g
+			lRing += float64(f.g[i])
 		}
-		c.Reject = c.reject()
-		o.cues = c
 	}
+	c := SmokeCues{
+		Span:     float64(r.Dx()*r.Dy()) / total,
+		Opposite: (r.Min.X <= 0 && r.Max.X >= f.w) || (r.Min.Y <= 0 && r.Max.Y >= f.h),
+		Specular: float64(specular) / float64(max(1, boxPixels)),
+		Flat:     float64(r.Dy()) / float64(max(1, r.Dx())),
+	}
+	if n := len(yin); n > 0 {
+		c.Warm = warm / float64(n)
+	}
+	if len(yin) > 0 && len(yring) > 0 {
+		slices.Sort(yin)
+		slices.Sort(yring)
+		inside, ring := float64(yin[len(yin)/2]), float64(yring[len(yring)/2])
+		if ring > 1e-4 {
+			c.Local = 1 - inside/ring
+		}
+		relIn := gIn / float64(len(yin)) / max(4, lIn/float64(len(yin)))
+		relRing := gRing / float64(len(yring)) / max(4, lRing/float64(len(yring)))
+		if relRing > 1e-6 {
+			c.Show = relIn / relRing
+		}
+	}
+	return c
 }

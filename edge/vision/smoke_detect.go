@@ -24,7 +24,7 @@ package vision
 // shadows of rigid objects end sharply), how smooth its inside is (no
 // grille, glass or chrome highlights), how ragged its outline is, and its
 // size. A logistic model over these features (weights in smokeWeights,
-// fitted by fitSmokeModel; see models/smoke/README.md) gives each component
+// fitted by fitSmokeModel; see models/smoke/MODEL_CARD.md) gives each component
 // a score in [0, 1]. With SmokeOptions.Classifier set, a small CNN on an
 // image patch around each component gives the score instead (smoke_cnn.go;
 // the default of `plume-edge smoke`). The frame is smoky when a
@@ -72,7 +72,7 @@ type SmokeOptions struct {
 // at which the 5-fold cross-validated precision on the shared stills
 // reaches 0.95 (a false accusation costs more than a miss). Recall there
 // is low (about 0.09); ScreeningSmokeThreshold trades precision for
-// recall. See models/smoke/README.md.
+// recall. See models/smoke/MODEL_CARD.md.
 const DefaultSmokeThreshold = 0.94
 
 // ScreeningSmokeThreshold is a threshold for screening, not accusing:
@@ -173,7 +173,7 @@ func (f smokeFeatures) vector() []float64 {
 var smokeFeatureNames = []string{"blackness", "saturation", "log_soft_edge", "log_texture", "fill", "log_ragged", "log_area_frac", "highlight", "spread", "fade", "log_soft_low", "log_aspect"}
 
 // smokeWeights is the logistic model: bias first, then one weight per
-// feature. Fitted by fitSmokeModel (models/smoke/README.md).
+// feature. Fitted by fitSmokeModel (models/smoke/MODEL_CARD.md).
 var smokeWeights = []float64{3.378, 1.006, 12.59, -1.083, 0.6033, -5.944, -0.8859, 1.121, 5.839, 3.087, 1.488, 0.6214, 0.3675}
 
 func smokeScore(f smokeFeatures) float64 {

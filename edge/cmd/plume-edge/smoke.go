@@ -97,7 +97,7 @@ func runSmoke(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // openSmokeModel opens the smoke patch classifier named by a -model flag:
 // "none" selects the logistic model (nil), anything else is resolved by
 // vision.FindSmokeModel. The classifier is the default because it is the
-// better of the two on the honest splits (models/smoke/README.md); a
+// better of the two on the honest splits (models/smoke/MODEL_CARD.md); a
 // missing or bad file is an error, never a silent fall-back.
 func openSmokeModel(flagValue string) (*vision.SmokeClassifier, error) {
 	if flagValue == "none" {
