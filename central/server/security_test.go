@@ -563,3 +563,83 @@ func TestSecurityKeyFileMode(t *testing.T) {
 		t.Fatalf("a world-readable key loaded: %v", err)
 	}
 }
+
+// Finding 9: an administrator revokes a token, disables an officer and
+// resets a password, each ending what it should, audited; a station-scoped
+// administrator cannot do it to an officer who sees more.
+func TestSecurityRevocation(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	api := func(tok string) int {
+		req, _ := http.NewRequest(http.MethodGet, r.s.URL()+"/api/v1/cases", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	tok, err := r.s.IssueToken(ctx, "li.wei", "script")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := r.s.IssueToken(ctx, "li.wei", "other script")
+	if api(tok) != http.StatusOK {
+		t.Fatal("fresh token refused")
+	}
+	admin := r.login(t, "admin")
+	change := func(b *browser, user string, form url.Values) int {
+		form.Set("csrf", b.csrf)
+		return b.post("/admin/officers/"+user+"/change", form).StatusCode
+	}
+	id := (&central.Session{Kind: central.SessionToken, Hash: auth.HashToken(tok)}).TokenID()
+	if _, page := admin.get("/admin/officers"); !strings.Contains(page, id) {
+		t.Fatalf("the token %s is not listed on the admin page", id)
+	}
+	if st := change(admin, "li.wei", url.Values{"action": {"revoke-token"}, "token": {id}}); st != http.StatusSeeOther {
+		t.Fatalf("revoke token: %d", st)
+	}
+	if api(tok) != http.StatusUnauthorized || api(other) != http.StatusOK {
+		t.Fatalf("after revoking one token: revoked %d, other %d", api(tok), api(other))
+	}
+
+	// A station-scoped administrator cannot touch an all-stations officer.
+	if err := r.s.CreateOfficer(ctx, &central.Officer{Username: "admin.a", Name: "A", Role: central.RoleAdmin, Stations: []plume.StationID{"GD-SZ-0001"}}, pw); err != nil {
+		t.Fatal(err)
+	}
+	if st := change(r.login(t, "admin.a"), "li.wei", url.Values{"action": {"disable"}}); st != http.StatusForbidden {
+		t.Fatalf("scoped admin disabling an all-stations officer: %d", st)
+	}
+
+	// Disable: the session, the other token and sign-in all stop.
+	li := r.login(t, "li.wei")
+	if st := change(admin, "li.wei", url.Values{"action": {"disable"}}); st != http.StatusSeeOther {
+		t.Fatalf("disable: %d", st)
+	}
+	if resp, _ := li.get("/queue"); resp.StatusCode != http.StatusSeeOther || api(other) != http.StatusUnauthorized {
+		t.Fatalf("after disable: page %d, token %d", resp.StatusCode, api(other))
+	}
+	if resp := (&browser{tb: t, base: r.s.URL(), c: clientFrom("127.0.0.5")}).post("/login", url.Values{"username": {"li.wei"}, "password": {pw}}); resp.StatusCode == http.StatusSeeOther {
+		t.Fatal("a disabled officer signed in")
+	}
+	change(admin, "li.wei", url.Values{"action": {"enable"}})
+
+	// A password reset ends the sessions opened before it.
+	li = r.login(t, "li.wei")
+	const newPW = "a new long password"
+	if st := change(admin, "li.wei", url.Values{"action": {"set-password"}, "password": {newPW}}); st != http.StatusSeeOther {
+		t.Fatalf("set password: %d", st)
+	}
+	if resp, _ := li.get("/queue"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("a session from before the reset: %d", resp.StatusCode)
+	}
+	if resp := (&browser{tb: t, base: r.s.URL(), c: clientFrom("127.0.0.6")}).post("/login", url.Values{"username": {"li.wei"}, "password": {newPW}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in with the new password: %d", resp.StatusCode)
+	}
+	for _, a := range []string{"officer.revoke-token", "officer.disable", "officer.enable", "officer.set-password"} {
+		if evs, _, _ := r.s.Store().Audit(ctx, central.AuditFilter{Action: a, Target: "li.wei"}); len(evs) != 1 || evs[0].Actor != "admin" {
+			t.Errorf("%s audited %+v", a, evs)
+		}
+	}
+}

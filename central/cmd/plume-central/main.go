@@ -4,6 +4,7 @@
 //	plume-central enroll -data DIR -station ID [-name N] [-pubkey BASE64] [-lat DEG -lon DEG] -central-url URL -out FILE
 //	plume-central verify (-central-key BASE64 | -central-keys FILE) PACKAGE.zip
 //	plume-central key -data DIR
+//	plume-central officer -data DIR -username U -do disable|enable|revoke-all|set-password|revoke-token [-token ID]
 //	plume-central create-admin -data DIR -username U [-name N]   (password from PLUME_ADMIN_PASSWORD or stdin)
 //	plume-central migrate -data DIR [-to-dsn DSN]   (to $PLUME_STORE_DSN and $PLUME_BLOB_*)
 //
@@ -62,6 +63,7 @@ const usage = `usage:
   plume-central enroll -data DIR -station ID [-name N] [-pubkey BASE64] [-lat DEG -lon DEG] -central-url URL -out FILE
   plume-central verify (-central-key BASE64 | -central-keys FILE) PACKAGE.zip
   plume-central key -data DIR   (central's public key and fingerprint, for the police to pin)
+  plume-central officer -data DIR -username U -do disable|enable|revoke-all|set-password|revoke-token [-token ID]
   plume-central create-admin -data DIR -username U [-name N]   (password: $PLUME_ADMIN_PASSWORD or first line of stdin)
   plume-central migrate -data DIR [-to-dsn DSN]   (target: $PLUME_STORE_DSN and $PLUME_BLOB_*; central stopped)
 `
@@ -81,6 +83,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runVerify(args[1:], stdout, stderr)
 	case "key":
 		return runKey(args[1:], os.Getenv, stdout, stderr)
+	case "officer":
+		return runOfficer(ctx, args[1:], os.Getenv, os.Stdin, stdout, stderr)
 	case "create-admin":
 		return runCreateAdmin(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "migrate":
