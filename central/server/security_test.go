@@ -6,11 +6,19 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
 	"encoding/csv"
+	"encoding/pem"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
@@ -641,5 +649,65 @@ func TestSecurityRevocation(t *testing.T) {
 		if evs, _, _ := r.s.Store().Audit(ctx, central.AuditFilter{Action: a, Target: "li.wei"}); len(evs) != 1 || evs[0].Actor != "admin" {
 			t.Errorf("%s audited %+v", a, evs)
 		}
+	}
+}
+
+// selfSigned writes a self-signed certificate for 127.0.0.1 and its key
+// into dir, and returns their paths and a pool that trusts it.
+func selfSigned(tb testing.TB, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	tb.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "plume-central test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+// Issue 14, "also": central serves HTTPS itself with -tls-cert and
+// -tls-key; its cookies are then Secure without any flag.
+func TestSecurityTLS(t *testing.T) {
+	certFile, keyFile, pool := selfSigned(t, t.TempDir())
+	s := mustOpen(t, t.TempDir(), func(c *server.Config) { c.TLSCert, c.TLSKey = certFile, keyFile })
+	if !strings.HasPrefix(s.URL(), "https://") {
+		t.Fatalf("URL %s", s.URL())
+	}
+	if err := s.CreateOfficer(context.Background(), &central.Officer{Username: "li.wei", Name: "李伟", Role: central.RoleReviewer}, pw); err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{
+		Transport:     &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	resp, err := c.PostForm(s.URL()+"/login", url.Values{"username": {"li.wei"}, "password": {pw}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var secure bool
+	for _, ck := range resp.Cookies() {
+		secure = secure || ck.Name == auth.CookieName && ck.Secure
+	}
+	if resp.StatusCode != http.StatusSeeOther || !secure {
+		t.Fatalf("sign-in over TLS: %d, Secure cookie %v", resp.StatusCode, secure)
+	}
+	if resp, err := http.Get("http://" + strings.TrimPrefix(s.URL(), "https://") + "/healthz"); err == nil && resp.StatusCode == http.StatusOK {
+		t.Fatal("plain HTTP served on the TLS port")
+	}
+	if _, err := server.Open(context.Background(), server.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), TLSCert: certFile}); err == nil {
+		t.Fatal("a certificate without its key was accepted")
 	}
 }

@@ -132,6 +132,8 @@ func (m *Main) ParseFlags(args []string, stderr io.Writer) error {
 		m.Config.TrustedProxies = append(m.Config.TrustedProxies, p)
 		return nil
 	})
+	fs.StringVar(&m.Config.TLSCert, "tls-cert", m.Config.TLSCert, "serve HTTPS with this certificate (PEM; with -tls-key)")
+	fs.StringVar(&m.Config.TLSKey, "tls-key", m.Config.TLSKey, "the certificate's private key (PEM)")
 	fs.StringVar(&m.Config.PoliceURL, "police-url", m.Config.PoliceURL, "traffic police push base URL (default: folder drop)")
 	fs.StringVar(&m.Config.DropDir, "drop-dir", m.Config.DropDir, "folder-drop directory (default DATA/police-drop)")
 	fs.StringVar(&m.Config.PublicURL, "public-url", m.Config.PublicURL, "URL the police reach central at, for the callback")
