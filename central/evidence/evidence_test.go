@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"sort"
 	"strings"
@@ -122,8 +123,8 @@ func TestWriteVerify(t *testing.T) {
 		}
 	}
 	sheet, _ := files.get("data/evidence-sheet.html")
-	for _, want := range []string{"PLM-20261128-000042", "6063", ViolationText, "粤B12345", "1834 ppm", "1500 ppm", "EXCEEDED", "HJ 845-2017", "hj845-2017-diesel@2026.11-1", "GD-SZ-0001", "深南大道 gantry", "2026-11-28 17:30:00.040 CST", "scene-2.jpg"} {
-		if !strings.Contains(string(sheet), want) {
+	for _, want := range []string{"PLM-20261128-000042", "6063", ViolationText, "粤B12345", "1834 ppm", "1500 ppm", "EXCEEDED", "HJ 845-2017", "hj845-2017-diesel@2026.11-1", "GD-SZ-0001", "深南大道 gantry", "2026-11-28 17:30:00 UTC+8", "scene-2.jpg"} {
+		if !strings.Contains(html.UnescapeString(string(sheet)), want) {
 			t.Errorf("evidence sheet lacks %q", want)
 		}
 	}

@@ -25,11 +25,14 @@ import (
 
 // Station is the station file as written in firmware-config/stations.
 type Station struct {
-	Station     plume.StationID       `yaml:"station"`
-	Name        string                `yaml:"name"`
-	Place       string                `yaml:"place"`
-	Latitude    float64               `yaml:"latitude"`
-	Longitude   float64               `yaml:"longitude"`
+	Station   plume.StationID `yaml:"station"`
+	Name      string          `yaml:"name"`
+	Place     string          `yaml:"place"`
+	Latitude  float64         `yaml:"latitude"`
+	Longitude float64         `yaml:"longitude"`
+	// Zone is the IANA time zone the station's evidence images show their
+	// times in (default plume.DefaultZone, Asia/Shanghai).
+	Zone        string                `yaml:"zone"`
 	Enrollment  string                `yaml:"enrollment"` // relative to DataDir unless absolute
 	DataDir     string                `yaml:"data_dir"`
 	Analyser    Analyser              `yaml:"analyser"`
@@ -131,10 +134,13 @@ type Analyser struct {
 	DeviceProfile string `yaml:"device_profile"` // device profile file
 }
 
-// Spool sets the edge spool's capacity.
+// Spool sets the edge's disk budgets: the spool's, its records class's
+// (0: shares max_bytes), and the analyser quarantine's (0: 64 MiB).
 type Spool struct {
-	MaxBytes     int64 `yaml:"max_bytes"`
-	MinFreeBytes int64 `yaml:"min_free_bytes"`
+	MaxBytes           int64 `yaml:"max_bytes"`
+	MinFreeBytes       int64 `yaml:"min_free_bytes"`
+	RecordsMaxBytes    int64 `yaml:"records_max_bytes"`
+	QuarantineMaxBytes int64 `yaml:"quarantine_max_bytes"`
 }
 
 // Uplink tunes delivery to central.
@@ -213,6 +219,22 @@ func load(fsys fs.FS, name, source string) (*Loaded, error) {
 	return l, nil
 }
 
+// Location returns the station's time zone (Zone, or plume.DefaultZone).
+// A station that passed Validate always has one; otherwise the default.
+func (s *Station) Location() *time.Location {
+	if loc, err := plume.LoadZone(s.Zone); err == nil {
+		return loc
+	}
+	loc, _ := plume.LoadZone("")
+	return loc
+}
+
+// ZoneErr reports a Zone that names no known time zone.
+func (s *Station) ZoneErr() error {
+	_, err := plume.LoadZone(s.Zone)
+	return err
+}
+
 // Validate checks the station file on its own.
 func (s *Station) Validate() error {
 	if err := s.Station.Validate(); err != nil {
@@ -225,13 +247,15 @@ func (s *Station) Validate() error {
 		return plume.Errorf(plume.EINVALID, "enrollment is required")
 	case s.Latitude < -90 || s.Latitude > 90 || s.Longitude < -180 || s.Longitude > 180:
 		return plume.Errorf(plume.EINVALID, "latitude/longitude out of range")
+	case s.ZoneErr() != nil:
+		return s.ZoneErr()
 	case s.Analyser.Protocol != "hj212" && s.Analyser.Protocol != "ndjson":
 		return plume.Errorf(plume.EINVALID, "analyser.protocol must be hj212 or ndjson, not %q", s.Analyser.Protocol)
 	case s.Analyser.DeviceProfile == "":
 		return plume.Errorf(plume.EINVALID, "analyser.device_profile is required")
 	case len(s.Profiles) == 0:
 		return plume.Errorf(plume.EINVALID, "at least one limit profile is required")
-	case s.Spool.MaxBytes < 0 || s.Spool.MinFreeBytes < 0:
+	case s.Spool.MaxBytes < 0 || s.Spool.MinFreeBytes < 0 || s.Spool.RecordsMaxBytes < 0 || s.Spool.QuarantineMaxBytes < 0:
 		return plume.Errorf(plume.EINVALID, "spool sizes must not be negative")
 	case s.Uplink.BatchSize < 0 || s.Uplink.BatchSize > 1000:
 		return plume.Errorf(plume.EINVALID, "uplink.batch_size must be 1–1000")

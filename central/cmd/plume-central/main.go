@@ -210,7 +210,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	m.Config.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	if err := m.Run(ctx); err != nil {
+	if err := m.Run(ctx); errors.Is(err, store.ErrCorrupt) {
+		return fmt.Errorf("%w\n%s is damaged and was left as it is: move it aside and restore the last backup of the data directory", err, filepath.Join(m.Config.DataDir, store.FileName))
+	} else if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "plume-central listening on %s (data %s, central key %s)\n", m.Server.URL(), m.Config.DataDir, plume.EncodeKey(m.Server.PublicKey()))
