@@ -535,6 +535,16 @@ func TestSecurityReplay(t *testing.T) {
 	if resp := putHeartbeat(t, r.a, down); resp.Status != http.StatusOK {
 		t.Fatalf("retried heartbeat: %v", resp)
 	}
+	// A clock that did not move: the sequence breaks the tie.
+	tie := down
+	tie.Seq = 3
+	if resp := putHeartbeat(t, r.a, tie); resp.Status != http.StatusOK {
+		t.Fatalf("next heartbeat at the same time: %v", resp)
+	}
+	tie.Seq = 1
+	if resp := putHeartbeat(t, r.a, tie); resp.Status != http.StatusConflict {
+		t.Fatalf("an older sequence at the same time: %v, want 409", resp)
+	}
 
 	// The edge's signalling upgrade, captured and replayed.
 	date := plume.FormatRequestDate(time.Now())
