@@ -55,6 +55,21 @@ type Officer struct {
 	Disabled     bool              `json:"disabled,omitempty"`
 	CreatedAt    time.Time         `json:"created_at"`
 	CreatedBy    string            `json:"created_by,omitempty"`
+	// SessionsNotBefore ends every session and API token of the officer
+	// created before it (a password reset, or "revoke all").
+	SessionsNotBefore time.Time `json:"sessions_not_before,omitzero"`
+	// RevokedTokens lists the IDs (Session.TokenID) of revoked API tokens.
+	RevokedTokens []string `json:"revoked_tokens,omitempty"`
+}
+
+// Admits reports whether a session of the officer is still good: the
+// officer is enabled, the session is not older than SessionsNotBefore, and
+// a token session is not revoked.
+func (o *Officer) Admits(s *Session) bool {
+	if o == nil || o.Disabled || s.CreatedAt.Before(o.SessionsNotBefore) {
+		return false
+	}
+	return s.Kind != SessionToken || !slices.Contains(o.RevokedTokens, s.TokenID())
 }
 
 // Sees reports whether the officer may see the station's cases, passes and

@@ -299,7 +299,7 @@ func (m *Manager) Authenticate(r *http.Request) (*Principal, error) {
 		return nil, ErrNoSession
 	}
 	o, err := m.cfg.Store.Officer(r.Context(), s.Officer)
-	if errors.Is(err, central.ErrNotFound) || (err == nil && o.Disabled) {
+	if errors.Is(err, central.ErrNotFound) || (err == nil && !o.Admits(s)) {
 		return nil, ErrNoSession
 	} else if err != nil {
 		return nil, err

@@ -86,13 +86,13 @@ func (s *Service) Heartbeat(ctx context.Context, st *central.Station, hb *plume.
 	// captured "up" heartbeat cannot hide a later "degraded" one. The same
 	// heartbeat again (a retry) is answered without being recorded twice.
 	// The edge's sequence number restarts with the agent, so the time
-	// decides.
+	// decides; the sequence only breaks a tie (a clock that did not move).
 	if prev != nil {
 		last := prev.Heartbeat
 		switch {
 		case hb.Time.Equal(last.Time) && hb.Seq == last.Seq:
 			return s.reply(ctx, st.ID, prev.State, prev.Reasons)
-		case !hb.Time.After(last.Time):
+		case hb.Time.Before(last.Time) || hb.Time.Equal(last.Time) && hb.Seq <= last.Seq:
 			s.logger.Warn("heartbeat refused: not newer than the last one (replayed?)", "station", st.ID, "seq", hb.Seq, "time", hb.Time, "last_seq", last.Seq, "last_time", last.Time)
 			return nil, fmt.Errorf("%w: heartbeat %d of %s is not newer than the last one (%d of %s)", ErrStaleHeartbeat,
 				hb.Seq, hb.Time.Format(time.RFC3339Nano), last.Seq, last.Time.Format(time.RFC3339Nano))

@@ -67,7 +67,7 @@ func (s *Set) Repeat(ref string) (plume.Repeat, bool) {
 	return DefaultRepeat, false
 }
 
-// Rejudge judges a pass's reading again with central's own copy of the
+// Rejudge judges a pass again (plume.Judge) with central's own copy of the
 // profile its verdict cites, and returns "" when central agrees that it
 // exceeds, or else why not. A station is not trusted: its verdict could
 // cite a profile with a lower limit (its remote configuration replaced,
@@ -88,7 +88,10 @@ func (s *Set) Rejudge(p *plume.Pass) string {
 	if p.Reading.Fuel != "" && prof.Fuel != p.Reading.Fuel {
 		return fmt.Sprintf("profile %s is for %s vehicles, the reading is of a %s vehicle", ref, prof.Fuel, p.Reading.Fuel)
 	}
-	own := plume.Assess(&p.Reading, prof)
+	// The same judgement as the edge's: the reading, and the camera's
+	// smoke grade (which central takes as the station reports it; the
+	// images it was graded from are in the evidence for the reviewer).
+	own := plume.Judge(&p.Reading, p.SmokeSeen, prof)
 	if own.Outcome != plume.OutcomeExceed {
 		checks := make([]string, len(own.Checks))
 		for i, c := range own.Checks {
@@ -99,7 +102,7 @@ func (s *Set) Rejudge(p *plume.Pass) string {
 	for _, c := range v.Exceedances() {
 		var mine *plume.Check
 		for i := range own.Checks {
-			if own.Checks[i].Pollutant == c.Pollutant {
+			if own.Checks[i].Pollutant == c.Pollutant && own.Checks[i].Source == c.Source {
 				mine = &own.Checks[i]
 			}
 		}

@@ -72,3 +72,28 @@ func TestRejudge(t *testing.T) {
 		})
 	}
 }
+
+// TestRejudgeCameraSmoke: a case made by camera smoke (plume.Judge) is
+// confirmed, whatever the analyser's reading says.
+func TestRejudgeCameraSmoke(t *testing.T) {
+	set, err := profile.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	diesel := set.Lookup("hj845-2017-diesel@2026.11-1")
+	p := &plume.Pass{Reading: plume.Reading{Fuel: plume.FuelDiesel, Gases: plume.Gases{CO2: 12.5, NO: 900}, PlumeCO2: 2, Ringelmann: -1,
+		SpeedKmh: 40, AccelMS2: 0.3, Flag: plume.FlagNormal, Ambient: plume.Ambient{TempC: 18, WindMS: 1}},
+		SmokeSeen: &plume.Smoke{Smoky: true, Grade: 3, Confidence: 0.9}}
+	p.Verdict = plume.Judge(&p.Reading, p.SmokeSeen, diesel)
+	if p.Verdict.Outcome != plume.OutcomeExceed {
+		t.Fatalf("verdict %s", p.Verdict.Summary)
+	}
+	if why := set.Rejudge(p); why != "" {
+		t.Fatalf("camera smoke case not confirmed: %s", why)
+	}
+	// The station claims smoke its own verdict did not judge: refused.
+	p.Verdict.Checks[0].Value, p.Verdict.Checks[0].Limit = 3, 1
+	if why := set.Rejudge(p); why == "" {
+		t.Fatal("a lowered smoke limit was confirmed")
+	}
+}

@@ -67,7 +67,7 @@ func (s *Server) openCasework(ctx context.Context, ln net.Listener) (*api.Handle
 	}
 	publicURL := cfg.PublicURL
 	if publicURL == "" {
-		publicURL = "http://" + ln.Addr().String()
+		publicURL = s.scheme + "://" + ln.Addr().String()
 	}
 	if err := s.openOps(ctx, profiles, publicURL); err != nil {
 		return nil, nil, err

@@ -6,11 +6,19 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
 	"encoding/csv"
+	"encoding/pem"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
@@ -527,6 +535,16 @@ func TestSecurityReplay(t *testing.T) {
 	if resp := putHeartbeat(t, r.a, down); resp.Status != http.StatusOK {
 		t.Fatalf("retried heartbeat: %v", resp)
 	}
+	// A clock that did not move: the sequence breaks the tie.
+	tie := down
+	tie.Seq = 3
+	if resp := putHeartbeat(t, r.a, tie); resp.Status != http.StatusOK {
+		t.Fatalf("next heartbeat at the same time: %v", resp)
+	}
+	tie.Seq = 1
+	if resp := putHeartbeat(t, r.a, tie); resp.Status != http.StatusConflict {
+		t.Fatalf("an older sequence at the same time: %v, want 409", resp)
+	}
 
 	// The edge's signalling upgrade, captured and replayed.
 	date := plume.FormatRequestDate(time.Now())
@@ -561,5 +579,145 @@ func TestSecurityKeyFileMode(t *testing.T) {
 	}
 	if _, err := server.LoadOrCreateKey(dir); err == nil || !strings.Contains(err.Error(), "readable by others") {
 		t.Fatalf("a world-readable key loaded: %v", err)
+	}
+}
+
+// Finding 9: an administrator revokes a token, disables an officer and
+// resets a password, each ending what it should, audited; a station-scoped
+// administrator cannot do it to an officer who sees more.
+func TestSecurityRevocation(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	api := func(tok string) int {
+		req, _ := http.NewRequest(http.MethodGet, r.s.URL()+"/api/v1/cases", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	tok, err := r.s.IssueToken(ctx, "li.wei", "script")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := r.s.IssueToken(ctx, "li.wei", "other script")
+	if api(tok) != http.StatusOK {
+		t.Fatal("fresh token refused")
+	}
+	admin := r.login(t, "admin")
+	change := func(b *browser, user string, form url.Values) int {
+		form.Set("csrf", b.csrf)
+		return b.post("/admin/officers/"+user+"/change", form).StatusCode
+	}
+	id := (&central.Session{Kind: central.SessionToken, Hash: auth.HashToken(tok)}).TokenID()
+	if _, page := admin.get("/admin/officers"); !strings.Contains(page, id) {
+		t.Fatalf("the token %s is not listed on the admin page", id)
+	}
+	if st := change(admin, "li.wei", url.Values{"action": {"revoke-token"}, "token": {id}}); st != http.StatusSeeOther {
+		t.Fatalf("revoke token: %d", st)
+	}
+	if api(tok) != http.StatusUnauthorized || api(other) != http.StatusOK {
+		t.Fatalf("after revoking one token: revoked %d, other %d", api(tok), api(other))
+	}
+
+	// A station-scoped administrator cannot touch an all-stations officer.
+	if err := r.s.CreateOfficer(ctx, &central.Officer{Username: "admin.a", Name: "A", Role: central.RoleAdmin, Stations: []plume.StationID{"GD-SZ-0001"}}, pw); err != nil {
+		t.Fatal(err)
+	}
+	if st := change(r.login(t, "admin.a"), "li.wei", url.Values{"action": {"disable"}}); st != http.StatusForbidden {
+		t.Fatalf("scoped admin disabling an all-stations officer: %d", st)
+	}
+
+	// Disable: the session, the other token and sign-in all stop.
+	li := r.login(t, "li.wei")
+	if st := change(admin, "li.wei", url.Values{"action": {"disable"}}); st != http.StatusSeeOther {
+		t.Fatalf("disable: %d", st)
+	}
+	if resp, _ := li.get("/queue"); resp.StatusCode != http.StatusSeeOther || api(other) != http.StatusUnauthorized {
+		t.Fatalf("after disable: page %d, token %d", resp.StatusCode, api(other))
+	}
+	if resp := (&browser{tb: t, base: r.s.URL(), c: clientFrom("127.0.0.5")}).post("/login", url.Values{"username": {"li.wei"}, "password": {pw}}); resp.StatusCode == http.StatusSeeOther {
+		t.Fatal("a disabled officer signed in")
+	}
+	change(admin, "li.wei", url.Values{"action": {"enable"}})
+
+	// A password reset ends the sessions opened before it.
+	li = r.login(t, "li.wei")
+	const newPW = "a new long password"
+	if st := change(admin, "li.wei", url.Values{"action": {"set-password"}, "password": {newPW}}); st != http.StatusSeeOther {
+		t.Fatalf("set password: %d", st)
+	}
+	if resp, _ := li.get("/queue"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("a session from before the reset: %d", resp.StatusCode)
+	}
+	if resp := (&browser{tb: t, base: r.s.URL(), c: clientFrom("127.0.0.6")}).post("/login", url.Values{"username": {"li.wei"}, "password": {newPW}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in with the new password: %d", resp.StatusCode)
+	}
+	for _, a := range []string{"officer.revoke-token", "officer.disable", "officer.enable", "officer.set-password"} {
+		if evs, _, _ := r.s.Store().Audit(ctx, central.AuditFilter{Action: a, Target: "li.wei"}); len(evs) != 1 || evs[0].Actor != "admin" {
+			t.Errorf("%s audited %+v", a, evs)
+		}
+	}
+}
+
+// selfSigned writes a self-signed certificate for 127.0.0.1 and its key
+// into dir, and returns their paths and a pool that trusts it.
+func selfSigned(tb testing.TB, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	tb.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "plume-central test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+// Issue 14, "also": central serves HTTPS itself with -tls-cert and
+// -tls-key; its cookies are then Secure without any flag.
+func TestSecurityTLS(t *testing.T) {
+	certFile, keyFile, pool := selfSigned(t, t.TempDir())
+	s := mustOpen(t, t.TempDir(), func(c *server.Config) { c.TLSCert, c.TLSKey = certFile, keyFile })
+	if !strings.HasPrefix(s.URL(), "https://") {
+		t.Fatalf("URL %s", s.URL())
+	}
+	if err := s.CreateOfficer(context.Background(), &central.Officer{Username: "li.wei", Name: "李伟", Role: central.RoleReviewer}, pw); err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{
+		Transport:     &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	resp, err := c.PostForm(s.URL()+"/login", url.Values{"username": {"li.wei"}, "password": {pw}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var secure bool
+	for _, ck := range resp.Cookies() {
+		secure = secure || ck.Name == auth.CookieName && ck.Secure
+	}
+	if resp.StatusCode != http.StatusSeeOther || !secure {
+		t.Fatalf("sign-in over TLS: %d, Secure cookie %v", resp.StatusCode, secure)
+	}
+	if resp, err := http.Get("http://" + strings.TrimPrefix(s.URL(), "https://") + "/healthz"); err == nil && resp.StatusCode == http.StatusOK {
+		t.Fatal("plain HTTP served on the TLS port")
+	}
+	if _, err := server.Open(context.Background(), server.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), TLSCert: certFile}); err == nil {
+		t.Fatal("a certificate without its key was accepted")
 	}
 }

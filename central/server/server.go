@@ -19,6 +19,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -70,6 +71,11 @@ type Config struct {
 	// ShutdownTimeout bounds how long Close waits for requests in flight
 	// (default 30 s).
 	ShutdownTimeout time.Duration
+	// TLSCert and TLSKey, both set, make central serve HTTPS with that
+	// certificate and key (PEM files), TLS 1.2 or later. Without them
+	// central serves plain HTTP, for a TLS-terminating reverse proxy in
+	// front (name it in TrustedProxies).
+	TLSCert, TLSKey string
 	// BodyTimeout bounds how long reading one request body may take
 	// (default 30 s), so a body trickled a byte at a time cannot hold a
 	// connection; station uploads (PUT /api/v1/stations/…) get
@@ -176,6 +182,7 @@ func (c *Config) fill() {
 // Server is a running central.
 type Server struct {
 	cfg     Config
+	scheme  string // "http", or "https" with Config.TLSCert
 	logger  *slog.Logger
 	store   central.Store
 	blobs   central.BlobStore
@@ -203,14 +210,23 @@ type Server struct {
 // used only while opening; Close stops the server.
 func Open(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.fill()
-	s := &Server{cfg: cfg, logger: cfg.Logger.With("component", "server"), metrics: metrics.New()}
+	s := &Server{cfg: cfg, scheme: "http", logger: cfg.Logger.With("component", "server"), metrics: metrics.New()}
 	if err := s.openData(); err != nil {
+		return nil, err
+	}
+	tlsConfig, err := loadTLS(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		s.store.Close()
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		s.store.Close()
 		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+		s.scheme = "https"
 	}
 	s.ln = ln
 
@@ -330,8 +346,25 @@ func writeFileSync(path string, b []byte, perm os.FileMode) error {
 	return f.Close()
 }
 
-// URL returns the base URL central serves on, e.g. http://127.0.0.1:8080.
-func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
+// URL returns the base URL central serves on, e.g. http://127.0.0.1:8080
+// (https with Config.TLSCert).
+func (s *Server) URL() string { return s.scheme + "://" + s.ln.Addr().String() }
+
+// loadTLS returns the TLS configuration of cert and key, nil when neither
+// is set.
+func loadTLS(cert, key string) (*tls.Config, error) {
+	if cert == "" && key == "" {
+		return nil, nil
+	}
+	if cert == "" || key == "" {
+		return nil, errors.New("tls: give both the certificate and the key")
+	}
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}}, nil
+}
 
 // PublicKey returns central's Ed25519 public key.
 func (s *Server) PublicKey() ed25519.PublicKey { return s.key.Public().(ed25519.PublicKey) }

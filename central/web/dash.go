@@ -306,6 +306,11 @@ func (h *Handler) officersPage(w http.ResponseWriter, r *http.Request, p *auth.P
 		h.fail(w, r, p, err)
 		return
 	}
+	tokens, err := h.tokensOf(r.Context(), p.Officer, os)
+	if err != nil {
+		h.fail(w, r, p, err)
+		return
+	}
 	v := h.base(p, "Officers", "admin", r)
 	v.Error = errMsg
 	h.render(w, http.StatusOK, "officers", struct {
@@ -314,7 +319,8 @@ func (h *Handler) officersPage(w http.ResponseWriter, r *http.Request, p *auth.P
 		Roles    []central.Role
 		Token    string
 		Failed   []failedJob
-	}{v, os, []central.Role{central.RoleReviewer, central.RoleSupervisor, central.RoleAuditor, central.RoleAdmin}, token, failed})
+		Tokens   []officerTokens
+	}{v, os, []central.Role{central.RoleReviewer, central.RoleSupervisor, central.RoleAuditor, central.RoleAdmin}, token, failed, tokens})
 }
 
 func (h *Handler) addOfficer(w http.ResponseWriter, r *http.Request, p *auth.Principal) {

@@ -71,3 +71,47 @@ func (h *Handler) retryJob(w http.ResponseWriter, r *http.Request, p *auth.Princ
 	}
 	h.fail(w, r, p, plume.Errorf(plume.ENOTFOUND, "no such failed job"))
 }
+
+// officerTokens is one token row of the administrator's page.
+type officerTokens struct {
+	Officer string
+	auth.TokenInfo
+}
+
+// tokensOf lists the API tokens of the officers o may administer.
+func (h *Handler) tokensOf(ctx context.Context, o *central.Officer, officers []*central.Officer) ([]officerTokens, error) {
+	var out []officerTokens
+	for _, of := range officers {
+		if !o.Covers(of) {
+			continue
+		}
+		ts, err := h.cfg.Auth.Tokens(ctx, of)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range ts {
+			out = append(out, officerTokens{Officer: of.Username, TokenInfo: t})
+		}
+	}
+	return out, nil
+}
+
+// changeOfficer disables or enables an officer, sets its password, or
+// revokes its sessions and tokens (administrators; audited by auth).
+func (h *Handler) changeOfficer(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	action := r.PostFormValue("action")
+	arg := r.PostFormValue("token")
+	if action == auth.ActionSetPassword {
+		arg = r.PostFormValue("password")
+	}
+	o, err := h.cfg.Auth.ChangeOfficer(r.Context(), p.Officer, r.PathValue("username"), action, arg, auth.ClientIP(r))
+	if err != nil {
+		if plume.ErrorCode(err) == plume.EINVALID {
+			h.officersPage(w, r, p, "", plume.ErrorMessage(err))
+			return
+		}
+		h.fail(w, r, p, err)
+		return
+	}
+	http.Redirect(w, r, "/admin/officers?flash="+url.QueryEscape(o.Username+": "+action), http.StatusSeeOther)
+}

@@ -187,6 +187,7 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.HandleFunc("POST /admin/officers", h.page(central.PermAdmin, h.addOfficer))
 	h.mux.HandleFunc("POST /admin/tokens", h.page(central.PermAdmin, h.issueToken))
 	h.mux.HandleFunc("POST /admin/jobs/{id}/retry", h.page(central.PermAdmin, h.retryJob))
+	h.mux.HandleFunc("POST /admin/officers/{username}/change", h.page(central.PermAdmin, h.changeOfficer))
 	if cfg.Ops != nil {
 		h.registerOps()
 	}

@@ -4,6 +4,7 @@
 //	plume-central enroll -data DIR -station ID [-name N] [-pubkey BASE64] [-lat DEG -lon DEG] -central-url URL -out FILE
 //	plume-central verify (-central-key BASE64 | -central-keys FILE) PACKAGE.zip
 //	plume-central key -data DIR
+//	plume-central officer -data DIR -username U -do disable|enable|revoke-all|set-password|revoke-token [-token ID]
 //	plume-central create-admin -data DIR -username U [-name N]   (password from PLUME_ADMIN_PASSWORD or stdin)
 //	plume-central migrate -data DIR [-to-dsn DSN]   (to $PLUME_STORE_DSN and $PLUME_BLOB_*)
 //
@@ -62,6 +63,7 @@ const usage = `usage:
   plume-central enroll -data DIR -station ID [-name N] [-pubkey BASE64] [-lat DEG -lon DEG] -central-url URL -out FILE
   plume-central verify (-central-key BASE64 | -central-keys FILE) PACKAGE.zip
   plume-central key -data DIR   (central's public key and fingerprint, for the police to pin)
+  plume-central officer -data DIR -username U -do disable|enable|revoke-all|set-password|revoke-token [-token ID]
   plume-central create-admin -data DIR -username U [-name N]   (password: $PLUME_ADMIN_PASSWORD or first line of stdin)
   plume-central migrate -data DIR [-to-dsn DSN]   (target: $PLUME_STORE_DSN and $PLUME_BLOB_*; central stopped)
 `
@@ -81,6 +83,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runVerify(args[1:], stdout, stderr)
 	case "key":
 		return runKey(args[1:], os.Getenv, stdout, stderr)
+	case "officer":
+		return runOfficer(ctx, args[1:], os.Getenv, os.Stdin, stdout, stderr)
 	case "create-admin":
 		return runCreateAdmin(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "migrate":
@@ -128,6 +132,8 @@ func (m *Main) ParseFlags(args []string, stderr io.Writer) error {
 		m.Config.TrustedProxies = append(m.Config.TrustedProxies, p)
 		return nil
 	})
+	fs.StringVar(&m.Config.TLSCert, "tls-cert", m.Config.TLSCert, "serve HTTPS with this certificate (PEM; with -tls-key)")
+	fs.StringVar(&m.Config.TLSKey, "tls-key", m.Config.TLSKey, "the certificate's private key (PEM)")
 	fs.StringVar(&m.Config.PoliceURL, "police-url", m.Config.PoliceURL, "traffic police push base URL (default: folder drop)")
 	fs.StringVar(&m.Config.DropDir, "drop-dir", m.Config.DropDir, "folder-drop directory (default DATA/police-drop)")
 	fs.StringVar(&m.Config.PublicURL, "public-url", m.Config.PublicURL, "URL the police reach central at, for the callback")

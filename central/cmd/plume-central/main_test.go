@@ -17,7 +17,10 @@ import (
 	"time"
 
 	"github.com/plume-emissions/plume"
+	"github.com/plume-emissions/plume/central"
 	"github.com/plume-emissions/plume/central/internal/fixture"
+	"github.com/plume-emissions/plume/central/server"
+	"github.com/plume-emissions/plume/central/store"
 )
 
 // syncBuffer is a bytes.Buffer safe for a goroutine writing and a test
@@ -255,5 +258,43 @@ func TestPoliceSecretChecked(t *testing.T) {
 				t.Fatalf("ParseFlags: %v", err)
 			}
 		})
+	}
+}
+
+// TestOfficerCommand: on a stopped central, "officer" disables an officer
+// and sets a password, audited as the command line.
+func TestOfficerCommand(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	if err := server.CreateAdminDataDir(ctx, dir, "admin", "Admin", "correct horse battery", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	env := func(k string) string {
+		if k == "PLUME_OFFICER_PASSWORD" {
+			return "another long password"
+		}
+		return ""
+	}
+	var out bytes.Buffer
+	for _, do := range []string{"disable", "set-password"} {
+		if err := runOfficer(ctx, []string{"-data", dir, "-username", "admin", "-do", do}, env, strings.NewReader(""), &out, io.Discard); err != nil {
+			t.Fatalf("%s: %v", do, err)
+		}
+	}
+	if err := runOfficer(ctx, []string{"-data", dir, "-username", "nobody", "-do", "disable"}, env, strings.NewReader(""), &out, io.Discard); err == nil {
+		t.Fatal("disabled an officer who does not exist")
+	}
+	st, err := store.Open(filepath.Join(dir, store.FileName), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	o, err := st.Officer(ctx, "admin")
+	if err != nil || !o.Disabled || o.SessionsNotBefore.IsZero() {
+		t.Fatalf("officer %+v %v", o, err)
+	}
+	evs, _, _ := st.Audit(ctx, central.AuditFilter{Action: "officer.", Target: "admin"})
+	if len(evs) != 3 || evs[0].Actor != "plume-central officer" || evs[1].Action != "officer.disable" {
+		t.Fatalf("audit %+v", evs)
 	}
 }
