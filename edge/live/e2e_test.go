@@ -122,7 +122,8 @@ func startEdgeOpts(t *testing.T, centralURL string, key ed25519.PrivateKey, opts
 	return &testEdge{streamer: s, signaller: sig, source: src}
 }
 
-// newBrowser starts headless Chromium with the flags DESIGN.md lists.
+// newBrowser starts headless Chromium with the flags this machine needs
+// (no sandbox as root; no background networking on a closed network).
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
 	const chromium = "/usr/bin/chromium"
