@@ -206,7 +206,7 @@ func cnnScores(c *SmokeClassifier, img gocv.Mat, f *workFrame, feats []smokeFeat
 // the patch classifier: the lowest at which the grouped 5-fold
 // cross-validated precision on the shared stills reaches 0.95 (see
 // models/smoke/MODEL_CARD.md).
-const DefaultSmokeCNNThreshold = 0.495
+const DefaultSmokeCNNThreshold = 0.985
 
 // DefaultSmokeModel is where the smoke patch classifier lives in the
 // repository.

@@ -23,7 +23,11 @@ package vision
 // boundary is relative to its contrast (a plume fades out; car bodies and
 // shadows of rigid objects end sharply), how smooth its inside is (no
 // grille, glass or chrome highlights), how ragged its outline is, and its
-// size. A logistic model over these features (weights in smokeWeights,
+// size. Before any model, hard rules (smoke_cues.go) judge each component
+// against the ring of road around it and reject frame-wide regions,
+// regions no darker than their surroundings, under-body shadows, dark
+// paint, dust and night frames; the verdict lists what they rejected and
+// why. A logistic model over these features (weights in smokeWeights,
 // fitted by fitSmokeModel; see models/smoke/MODEL_CARD.md) gives each component
 // a score in [0, 1]. With SmokeOptions.Classifier set, a small CNN on an
 // image patch around each component gives the score instead (smoke_cnn.go;
