@@ -25,10 +25,18 @@ const EmbeddedPlateModel = "embedded:" + DefaultPlateModel
 // recogniser compiled into the binary, so a command works from any
 // directory.
 func FindPlateModel(explicit string) string {
-	p := findModel(explicit, "PLUME_PLATE_MODEL", DefaultPlateModel)
-	if p == DefaultPlateModel && explicit == "" {
+	return findOrEmbedded(explicit, "PLUME_PLATE_MODEL", DefaultPlateModel, EmbeddedPlateModel)
+}
+
+// findOrEmbedded is findModel, with embedded standing for the compiled-in
+// model when no file is found. (The smoke classifier is not compiled in:
+// its training photos carry no licence, so it is not distributed with the
+// binary; see models/smoke/MODEL_CARD.md.)
+func findOrEmbedded(explicit, env, def, embedded string) string {
+	p := findModel(explicit, env, def)
+	if p == def && explicit == "" {
 		if _, err := os.Stat(p); err != nil {
-			return EmbeddedPlateModel
+			return embedded
 		}
 	}
 	return p
@@ -51,10 +59,11 @@ func besideExecutable(def string) string {
 	return ""
 }
 
-// plateModelBytes returns the bytes of a model path, or of the embedded model.
-func plateModelBytes(path string) ([]byte, error) {
+// modelBytes returns the bytes of a model file (see readModelFile), or of a
+// model compiled into the binary.
+func modelBytes(path string, maxBytes int) ([]byte, error) {
 	if path == EmbeddedPlateModel {
 		return models.PlateRecogniser, nil
 	}
-	return readModelFile(path, maxModelBytes)
+	return readModelFile(path, maxBytes)
 }

@@ -54,7 +54,7 @@ type Recogniser struct {
 // EmbeddedPlateModel) after validating the file (see checkONNX) and
 // running one inference to check the output shape.
 func OpenRecogniser(path string) (*Recogniser, error) {
-	data, err := plateModelBytes(path)
+	data, err := modelBytes(path, maxModelBytes)
 	if err != nil {
 		return nil, err
 	}
