@@ -30,6 +30,24 @@ func (p Pollutant) Unit() string {
 	return ""
 }
 
+// Label returns the pollutant's Chinese name with its code, the way the
+// pages and sheets name it ("一氧化氮 NO").
+func (p Pollutant) Label() string {
+	switch p {
+	case PollutantNO:
+		return "一氧化氮 NO"
+	case PollutantCO:
+		return "一氧化碳 CO"
+	case PollutantHC:
+		return "碳氢化合物 HC"
+	case PollutantOpacity:
+		return "不透光度 Opacity"
+	case PollutantRingelmann:
+		return "林格曼黑度 Ringelmann"
+	}
+	return string(p)
+}
+
 // Value returns the reading's measured value for p and whether the reading
 // carries it.
 func (r *Reading) Value(p Pollutant) (float64, bool) {

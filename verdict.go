@@ -27,6 +27,18 @@ func (o Outcome) ResultCode() int {
 	return 2
 }
 
+// Label returns the outcome in Chinese and English, as the HJ 845-2017
+// report words its result codes: "合格 pass", "不合格 fail", "无效 invalid".
+func (o Outcome) Label() string {
+	switch o {
+	case OutcomePass:
+		return "合格 pass"
+	case OutcomeExceed:
+		return "不合格 fail"
+	}
+	return "无效 invalid"
+}
+
 // Check is one limit compared with one measured value.
 type Check struct {
 	Pollutant   Pollutant `json:"pollutant"`
@@ -35,16 +47,38 @@ type Check struct {
 	Unit        string    `json:"unit"`
 	Exceeded    bool      `json:"exceeded"`
 	Provisional bool      `json:"provisional,omitempty"`
+	// Source is who measured the value: "" the analyser, SourceCamera the
+	// station's camera (black smoke graded on the images).
+	Source string `json:"source,omitempty"`
+}
+
+// SourceCamera marks a check whose value the camera graded: a Ringelmann
+// grade read from the images, which exceeds when it is at or above the
+// profile's smoke grade (Limit).
+const SourceCamera = "camera"
+
+// Op returns the comparison the check makes: ">" or "≤" for the analyser's
+// limits (a value strictly above the limit exceeds), "≥" or "<" for the
+// camera's smoke grade (a grade at or above the limit exceeds).
+func (c Check) Op() string {
+	switch {
+	case c.Source == SourceCamera && c.Exceeded:
+		return "≥"
+	case c.Source == SourceCamera:
+		return "<"
+	case c.Exceeded:
+		return ">"
+	}
+	return "≤"
 }
 
 func (c Check) String() string {
-	op := "≤"
-	if c.Exceeded {
-		op = ">"
-	}
-	s := fmt.Sprintf("%s %s %s %s %s", strings.ToUpper(string(c.Pollutant)), formatValue(c.Value), c.Unit, op, formatValue(c.Limit))
+	s := fmt.Sprintf("%s %s %s %s %s", strings.ToUpper(string(c.Pollutant)), formatValue(c.Value), c.Unit, c.Op(), formatValue(c.Limit))
 	if c.Unit != "grade" {
 		s += " " + c.Unit
+	}
+	if c.Source == SourceCamera {
+		s += " (camera)"
 	}
 	if c.Provisional {
 		s += " (provisional limit)"
@@ -85,6 +119,17 @@ func (v *Verdict) Exceedances() []Check {
 	return out
 }
 
+// AnalyserExceeded reports whether one of the analyser's own checks
+// exceeded its limit (not only the camera's smoke grade).
+func (v *Verdict) AnalyserExceeded() bool {
+	for _, c := range v.Checks {
+		if c.Exceeded && c.Source != SourceCamera {
+			return true
+		}
+	}
+	return false
+}
+
 // VSP returns vehicle specific power in kW/t for speed v (m/s),
 // acceleration a (m/s²) and road grade (a ratio, 0.02 for 2 %):
 // v·(1.1·a + 9.81·grade + 0.132) + 0.000302·v³.
@@ -107,9 +152,57 @@ func FuelSpecificNO(g Gases) float64 {
 	return 30 * q2 * 860 / ((1 + q + 6*q1) * 12)
 }
 
+// Judge judges a pass: the analyser's reading against the profile
+// (Assess), and the camera's smoke verdict against the profile's smoke
+// grade. Camera black smoke at or above that grade is a Ringelmann check
+// from the camera that exceeds: it replaces the analyser's Ringelmann
+// check, makes the outcome an exceedance (result code 0) even when the
+// analyser's reading cannot be judged, and leads the summary. A pass that
+// is a violation candidate by Pass.Violation therefore never carries a
+// passing verdict. smoke may be nil (no camera, or no track matched).
+func Judge(r *Reading, smoke *Smoke, p *LimitProfile) Verdict {
+	v := Assess(r, p)
+	if p == nil || smoke == nil || !smoke.Smoky || p.Smoke.MinGrade <= 0 || smoke.Grade < p.Smoke.MinGrade {
+		return v
+	}
+	cam := Check{
+		Pollutant: PollutantRingelmann, Value: float64(smoke.Grade), Limit: float64(p.Smoke.MinGrade),
+		Unit: PollutantRingelmann.Unit(), Exceeded: true, Provisional: p.Provisional, Source: SourceCamera,
+	}
+	// An invalid reading's analyser values were not judged: only the
+	// camera's check stands. A valid one keeps its checks, the camera's
+	// grade in place of the analyser's Ringelmann value.
+	checks := []Check{cam}
+	if v.Outcome != OutcomeInvalid {
+		for _, c := range v.Checks {
+			if c.Pollutant != PollutantRingelmann {
+				checks = append(checks, c)
+			}
+		}
+	}
+	v.Checks = checks
+	cite := fmt.Sprintf("%s, profile %s", p.Standard, p.Ref())
+	msgs := []string{cam.String()}
+	for _, c := range v.Exceedances()[1:] {
+		msgs = append(msgs, c.String())
+	}
+	v.Summary = "exceeds: " + strings.Join(msgs, "; ")
+	if len(v.Invalid) > 0 {
+		iv := make([]string, len(v.Invalid))
+		for i, x := range v.Invalid {
+			iv[i] = x.Message
+		}
+		v.Summary += "; analyser reading not judged: " + strings.Join(iv, "; ")
+	}
+	v.Summary += " (" + cite + ")"
+	v.Outcome = OutcomeExceed
+	v.ResultCode = v.Outcome.ResultCode()
+	return v
+}
+
 // Assess judges a reading against the profile. A nil profile gives an
 // invalid verdict that says so. The reading should already have passed
-// Reading.Validate.
+// Reading.Validate. Judge adds the camera's smoke verdict.
 func Assess(r *Reading, p *LimitProfile) Verdict {
 	v := Verdict{
 		VSP:    round(VSP(r.SpeedKmh/3.6, r.AccelMS2, r.SlopePct/100), 2),

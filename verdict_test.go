@@ -190,3 +190,91 @@ func TestProfileValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestJudgeCameraSmoke: camera smoke at or above the profile's grade must
+// show in the verdict itself (the Ringelmann row, the outcome, the result
+// code), so no view of a smoke case can print "pass".
+func TestJudgeCameraSmoke(t *testing.T) {
+	p := dieselProfile() // smoke.min_grade 2
+	ringelmann := func(v plume.Verdict) []plume.Check {
+		var out []plume.Check
+		for _, c := range v.Checks {
+			if c.Pollutant == plume.PollutantRingelmann {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	t.Run("SmokeOverValidPass", func(t *testing.T) {
+		r := goodReading() // analyser: Ringelmann 0, within every limit
+		v := plume.Judge(&r, &plume.Smoke{Smoky: true, Grade: 4, Confidence: 0.9}, p)
+		if v.Outcome != plume.OutcomeExceed || v.ResultCode != 0 {
+			t.Fatalf("outcome %s code %d, want exceed 0 (%s)", v.Outcome, v.ResultCode, v.Summary)
+		}
+		rg := ringelmann(v)
+		if len(rg) != 1 || rg[0].Value != 4 || !rg[0].Exceeded || rg[0].Source != plume.SourceCamera || rg[0].Limit != 2 {
+			t.Fatalf("Ringelmann checks %+v, want one camera grade 4 exceeding 2", rg)
+		}
+		if len(v.Checks) != 3 {
+			t.Fatalf("checks %+v, want NO, opacity and the camera's Ringelmann", v.Checks)
+		}
+		if !strings.HasPrefix(v.Summary, "exceeds: RINGELMANN 4 grade ≥ 2 (camera)") {
+			t.Fatalf("summary %q", v.Summary)
+		}
+		if ex := v.Exceedances(); len(ex) != 1 || ex[0].Pollutant != plume.PollutantRingelmann {
+			t.Fatalf("exceedances %+v", ex)
+		}
+	})
+	t.Run("SmokeAndNO", func(t *testing.T) {
+		r := goodReading()
+		r.Gases.NO = 1834
+		v := plume.Judge(&r, &plume.Smoke{Smoky: true, Grade: 3}, p)
+		if len(v.Exceedances()) != 2 || !strings.Contains(v.Summary, "NO 1834 ppm > 1500 ppm") {
+			t.Fatalf("got %+v %q", v.Exceedances(), v.Summary)
+		}
+	})
+	t.Run("SmokeOverInvalidReading", func(t *testing.T) {
+		r := goodReading()
+		r.Ambient.WindMS = 7.5
+		r.Gases.NO = 3000
+		v := plume.Judge(&r, &plume.Smoke{Smoky: true, Grade: 2}, p)
+		if v.Outcome != plume.OutcomeExceed || v.ResultCode != 0 || len(v.Invalid) != 1 {
+			t.Fatalf("got %s %d %+v", v.Outcome, v.ResultCode, v.Invalid)
+		}
+		if len(v.Checks) != 1 || v.Checks[0].Source != plume.SourceCamera {
+			t.Fatalf("checks %+v, want only the camera's", v.Checks)
+		}
+		if !strings.Contains(v.Summary, "analyser reading not judged: wind 7.5 m/s above 5") {
+			t.Fatalf("summary %q", v.Summary)
+		}
+	})
+	for _, tc := range []struct {
+		name  string
+		smoke *plume.Smoke
+	}{
+		{"NoCamera", nil},
+		{"BelowGrade", &plume.Smoke{Smoky: true, Grade: 1}},
+		{"NotSmoky", &plume.Smoke{Smoky: false, Grade: 4}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := goodReading()
+			v := plume.Judge(&r, tc.smoke, p)
+			if v.Outcome != plume.OutcomePass || v.ResultCode != 1 {
+				t.Fatalf("got %s %d", v.Outcome, v.ResultCode)
+			}
+			if rg := ringelmann(v); len(rg) != 1 || rg[0].Source != "" {
+				t.Fatalf("Ringelmann %+v, want the analyser's", rg)
+			}
+		})
+	}
+	t.Run("ViolationNeverPasses", func(t *testing.T) {
+		for g := 0; g <= 5; g++ {
+			r := goodReading()
+			s := &plume.Smoke{Smoky: true, Grade: g}
+			pass := plume.Pass{Reading: r, SmokeSeen: s, Verdict: plume.Judge(&r, s, p)}
+			if pass.Violation(p.Smoke.MinGrade) && pass.Verdict.Outcome != plume.OutcomeExceed {
+				t.Fatalf("grade %d: a violation with outcome %s", g, pass.Verdict.Outcome)
+			}
+		}
+	})
+}

@@ -259,7 +259,7 @@ type Case struct {
 	Standard    string            `json:"standard,omitempty"`
 	Summary     string            `json:"summary"` // the verdict's explanation
 	Status      CaseStatus        `json:"status"`
-	CapturedAt  time.Time         `json:"captured_at"`
+	CapturedAt  time.Time         `json:"captured_at"` // the time of the pass (the analyser reading)
 	CreatedAt   time.Time         `json:"created_at"`
 
 	// Kind is what the repeat-exceedance rule made of the case, and
@@ -322,7 +322,10 @@ func NewCase(m *plume.Manifest) *Case {
 		Station:    m.Station,
 		PassID:     m.Pass.ID,
 		Status:     CaseOpen,
-		CapturedAt: m.CapturedAt,
+		// One clock for the case: the time of the pass, which the images'
+		// strips, the sheet and the vehicle file show too (m.CapturedAt
+		// is when the station signed, which may be seconds later).
+		CapturedAt: m.Pass.Reading.Time,
 		Standard:   m.Pass.Verdict.Standard,
 		Summary:    m.Pass.Verdict.Summary,
 	}
@@ -346,13 +349,27 @@ func NewCase(m *plume.Manifest) *Case {
 		// The summary leads with what made this a case: camera smoke, and
 		// the analyser's verdict beside it.
 		smoke := fmt.Sprintf("black smoke: Ringelmann grade %d on camera (confidence %.0f%%)", s.Grade, 100*s.Confidence)
-		if m.Pass.Verdict.Outcome == plume.OutcomeExceed {
+		switch {
+		case cameraJudged(m.Pass.Verdict):
+			// plume.Judge already led the verdict with the camera's grade.
+		case m.Pass.Verdict.Outcome == plume.OutcomeExceed:
 			c.Summary = smoke + "; " + c.Summary
-		} else {
+		default:
 			c.Summary = smoke + "; analyser " + c.Summary
 		}
 	}
 	return c
+}
+
+// cameraJudged reports whether the verdict holds the camera's smoke grade
+// (edges that judge with plume.Judge).
+func cameraJudged(v plume.Verdict) bool {
+	for _, c := range v.Checks {
+		if c.Source == plume.SourceCamera {
+			return true
+		}
+	}
+	return false
 }
 
 // MinPlateConfidence is the whole-plate confidence below which the
@@ -486,6 +503,16 @@ type Job struct {
 	LastError  string       `json:"last_error,omitempty"`
 }
 
+// JobGaveUp is the NotBefore of a job whose worker gave up on it after its
+// last allowed attempt (a poison case, say). Such a job is never claimed
+// again on its own: it stays in the queue, visible with its last error,
+// until an administrator retries it. A fixed far-future time keeps the
+// failed state in the fields every store already has.
+var JobGaveUp = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Failed reports whether the job's worker gave up on it (JobGaveUp).
+func (j Job) Failed() bool { return !j.NotBefore.Before(JobGaveUp) }
+
 // PassFilter selects passes. Zero fields match everything.
 type PassFilter struct {
 	Station  plume.StationID
@@ -500,14 +527,17 @@ type CaseFilter struct {
 	Station plume.StationID
 	// Stations, when set, limits the cases to these stations (an
 	// officer's scope; see Officer.ScopeCases).
-	Stations  []plume.StationID
-	Status    CaseStatus
-	Kind      CaseKind
-	Pollutant plume.Pollutant
-	Plate     string    // exact plate
-	MinGrade  int       // camera smoke grade at least this
-	From, To  time.Time // captured in [From, To)
-	Oldest    bool      // oldest first (triage order) instead of newest first
+	Stations []plume.StationID
+	Status   CaseStatus
+	Kind     CaseKind
+	// ExcludeKind, when set, leaves out the cases of that kind (the review
+	// queue sets aside unlinked cases by default).
+	ExcludeKind CaseKind
+	Pollutant   plume.Pollutant
+	Plate       string    // exact plate
+	MinGrade    int       // camera smoke grade at least this
+	From, To    time.Time // captured in [From, To)
+	Oldest      bool      // oldest first (triage order) instead of newest first
 	// SortBy, when set, orders the cases by that column instead, ties
 	// broken by case ID in the same direction (a stable order, so pages
 	// neither repeat nor skip a case); Descending reverses it. Oldest is
@@ -674,6 +704,7 @@ func (f *CaseFilter) MatchSummary(s CaseSummary) bool {
 	case len(f.Stations) > 0 && !containsStation(f.Stations, s.Station):
 	case f.Status != "" && s.Status != f.Status:
 	case f.Kind != "" && s.Kind != f.Kind:
+	case f.ExcludeKind != "" && s.Kind == f.ExcludeKind:
 	case f.Plate != "" && s.Plate != f.Plate:
 	case f.MinGrade > 0 && s.Grade < f.MinGrade:
 	case f.Pollutant != "" && !containsPollutant(s.Pollutants, f.Pollutant):

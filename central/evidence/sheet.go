@@ -14,7 +14,7 @@ import (
 var sheetZone = time.FixedZone("CST", 8*3600)
 
 var sheetTemplate = template.Must(template.New("sheet").Funcs(template.FuncMap{
-	"local": func(t time.Time) string { return t.In(sheetZone).Format("2006-01-02 15:04:05.000 MST") },
+	"local": func(t time.Time) string { return plume.FormatTime(t, sheetZone) },
 	"utc":   func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
 	"num":   func(v float64) string { return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.2f", v), "0"), ".") },
 	"upper": strings.ToUpper,
@@ -55,10 +55,10 @@ img { max-width: 45%; margin: 0.3em; border: 1px solid #999; }
 </table>
 
 <h2>Measured values against the limits</h2>
-<p>Standard {{.Verdict.Standard}}, limit profile {{.Verdict.Profile}}@{{.Verdict.ProfileVersion}}. Result code {{.Verdict.ResultCode}} ({{.Verdict.Outcome}}).</p>
+<p>Standard {{.Verdict.Standard}}, limit profile {{.Verdict.Profile}}@{{.Verdict.ProfileVersion}}. 结果代码 Result code {{.Verdict.ResultCode}} ({{.Verdict.Outcome.Label}}).</p>
 <table>
 <tr><th>Pollutant</th><th>Measured</th><th>Limit</th><th>Result</th></tr>
-{{range .Verdict.Checks}}<tr{{if .Exceeded}} class="exceeded"{{end}}><td>{{upper (print .Pollutant)}}</td><td>{{num .Value}} {{.Unit}}</td><td>{{num .Limit}} {{.Unit}}{{if .Provisional}} (provisional){{end}}</td><td>{{if .Exceeded}}EXCEEDED{{else}}within{{end}}</td></tr>
+{{range .Verdict.Checks}}<tr{{if .Exceeded}} class="exceeded"{{end}}><td>{{.Pollutant.Label}}{{if eq .Source "camera"}} (摄像 camera){{end}}</td><td>{{num .Value}} {{.Unit}}</td><td>{{if eq .Source "camera"}}≥ {{end}}{{num .Limit}} {{.Unit}}{{if .Provisional}} (provisional){{end}}</td><td>{{if .Exceeded}}超标 EXCEEDED{{else}}未超标 within{{end}}</td></tr>
 {{end}}</table>
 <p>{{.Verdict.Summary}}</p>
 {{if .Provisional}}<p class="warn">This verdict uses limits marked provisional (from secondary sources); check them against the standard before enforcement.</p>{{end}}

@@ -6,10 +6,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/go-pdf/fpdf"
 
@@ -85,38 +85,30 @@ const maxSheetImage = 12 << 20
 
 type sheetImage struct {
 	ref  plume.MediaRef
-	typ  string // "JPG" or "PNG"
-	data []byte
-}
-
-func imageType(b []byte) string {
-	switch {
-	case bytes.HasPrefix(b, []byte{0xff, 0xd8, 0xff}):
-		return "JPG"
-	case bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")):
-		return "PNG"
-	}
-	return ""
+	data []byte // re-encoded by sanitizeImage (images.go)
+	bad  bool   // the media did not decode; the sheet says so
 }
 
 // loadSheetImages reads up to four still images for the sheet, scenes
-// first, then plate and smoke close-ups.
+// first, then plate and smoke close-ups, each sanitised (images.go).
 func loadSheetImages(ctx context.Context, in *Input, media []plume.MediaRef) []sheetImage {
 	var out []sheetImage
 	for _, kind := range []plume.MediaKind{plume.MediaScene, plume.MediaPlate, plume.MediaSmoke} {
 		for _, md := range media {
-			if md.Kind != kind || md.Size > maxSheetImage || len(out) == 4 {
+			if md.Kind != kind || len(out) == 4 {
+				continue
+			}
+			if md.Size > maxSheetImage {
+				out = append(out, sheetImage{ref: md, bad: true})
 				continue
 			}
 			rc, err := in.OpenMedia(ctx, md.SHA256)
 			if err != nil {
 				continue
 			}
-			b, err := io.ReadAll(io.LimitReader(rc, maxSheetImage))
+			data, bad := readSheetImage(rc)
 			rc.Close()
-			if t := imageType(b); err == nil && t != "" {
-				out = append(out, sheetImage{ref: md, typ: t, data: b})
-			}
+			out = append(out, sheetImage{ref: md, data: data, bad: bad})
 		}
 	}
 	return out
@@ -128,14 +120,6 @@ var decisionLabel = map[string]string{
 	central.DecisionConfirm: "复核确认 confirmed",
 	central.DecisionReturn:  "退回 returned",
 	central.DecisionPlate:   "更正号牌 plate corrected",
-}
-
-var pollutantLabel = map[plume.Pollutant]string{
-	plume.PollutantNO:         "一氧化氮 NO",
-	plume.PollutantCO:         "一氧化碳 CO",
-	plume.PollutantHC:         "碳氢化合物 HC",
-	plume.PollutantOpacity:    "不透光度 Opacity",
-	plume.PollutantRingelmann: "林格曼黑度 Ringelmann",
 }
 
 // renderSheetPDF writes the printable evidence sheet: one or two A4 pages
@@ -154,7 +138,9 @@ func renderSheetPDF(ctx context.Context, in *Input, cf *CaseFile, custody []cent
 	pdf.SetMargins(15, 14, 15)
 	pdf.SetAutoPageBreak(true, 16)
 	pdf.AliasNbPages("{nb}")
-	local := func(t time.Time) string { return t.In(sheetZone).Format("2006-01-02 15:04:05.000") + " (UTC+8)" }
+	// Every time on the sheet is in one zone, named, to the second: the
+	// same second as the pages and the images' strips.
+	local := func(t time.Time) string { return plume.FormatTime(t, sheetZone) }
 	pdf.SetFooterFunc(func() {
 		pdf.SetY(-12)
 		pdf.SetFont("zh", "", 7)
@@ -189,9 +175,9 @@ func renderSheetPDF(ctx context.Context, in *Input, cf *CaseFile, custody []cent
 		// Both columns are measured in the font they are set in, so the
 		// row is as tall as its taller cell.
 		pdf.SetFont("zh", "", 8.5)
-		labelLines := pdf.SplitText(label, 45)
+		labelLines := wrapText(pdf, label, 45)
 		pdf.SetFont("zh", "", valueSize)
-		valueLines := pdf.SplitText(value, W-53)
+		valueLines := wrapText(pdf, value, W-53)
 		h := float64(max(len(labelLines), len(valueLines), 1))*4.6 + 1.2
 		x, y := pdf.GetX(), pdf.GetY()
 		if y+h > 280 {
@@ -245,9 +231,9 @@ func renderSheetPDF(ctx context.Context, in *Input, cf *CaseFile, custody []cent
 	row("违法代码 Violation", ViolationCode+"  "+ViolationText, true)
 	row("案件类型 Case kind", kindText(c), false)
 	row("号牌 Vehicle plate", plate, false)
-	row("检测时间 Time", local(cf.Pass.Reading.Time), false)
+	row("检测时间 Time", local(cf.Pass.Reading.Time)+"（过车时刻 time of the pass）", false)
 	row("检测地点 Place", place, false)
-	row("判定依据 Standard cited", fmt.Sprintf("%s, limit profile %s@%s; 结果代码 result code %d (%s)", cf.Verdict.Standard, cf.Verdict.Profile, cf.Verdict.ProfileVersion, cf.Verdict.ResultCode, cf.Verdict.Outcome), false)
+	row("判定依据 Standard cited", fmt.Sprintf("%s, limit profile %s@%s; 结果代码 result code %d (%s)", cf.Verdict.Standard, cf.Verdict.Profile, cf.Verdict.ProfileVersion, cf.Verdict.ResultCode, cf.Verdict.Outcome.Label()), false)
 
 	section("测量值与限值  Measured values against the limits")
 	pdf.SetFont("zh", "", 8.5)
@@ -261,11 +247,12 @@ func renderSheetPDF(ctx context.Context, in *Input, cf *CaseFile, custody []cent
 	pdf.SetTextColor(20, 20, 20)
 	provisional := false
 	for _, ck := range cf.Verdict.Checks {
-		name := pollutantLabel[ck.Pollutant]
-		if name == "" {
-			name = strings.ToUpper(string(ck.Pollutant))
-		}
+		name := ck.Pollutant.Label()
 		limit := num(ck.Limit) + " " + ck.Unit
+		if ck.Source == plume.SourceCamera {
+			name += " (摄像 camera)"
+			limit = "≥ " + limit
+		}
 		if ck.Provisional {
 			limit += " *"
 			provisional = true
@@ -308,23 +295,19 @@ func renderSheetPDF(ctx context.Context, in *Input, cf *CaseFile, custody []cent
 		const iw = 88.0
 		for i, im := range imgs {
 			name := fmt.Sprintf("img-%d", i)
-			info := pdf.RegisterImageOptionsReader(name, fpdf.ImageOptions{ImageType: im.typ}, bytes.NewReader(im.data))
-			if pdf.Err() {
-				return nil, fmt.Errorf("evidence sheet image %s: %w", im.ref.Name, pdf.Error())
-			}
-			ih := iw * info.Height() / info.Width()
-			if ih > 62 {
-				ih = 62
+			ih, err := registerSheetImage(pdf, name, im, iw, 62)
+			if err != nil {
+				return nil, err
 			}
 			x := 15 + float64(i%2)*(iw+4)
 			if i%2 == 0 && pdf.GetY()+ih+8 > 280 {
 				pdf.AddPage()
 			}
 			y := pdf.GetY()
-			pdf.ImageOptions(name, x, y, 0, ih, false, fpdf.ImageOptions{ImageType: im.typ}, 0, "")
+			drawSheetImage(pdf, name, im, x, y, iw, ih)
 			pdf.SetXY(x, y+ih+0.5)
 			pdf.SetFont("zh", "", 6.5)
-			pdf.CellFormat(iw, 3.4, fmt.Sprintf("%s  %s  %s", mediaKindLabel(im.ref.Kind), im.ref.Name, im.ref.CapturedAt.In(sheetZone).Format("15:04:05.000")), "", 0, "L", false, 0, "")
+			pdf.CellFormat(iw, 3.4, fmt.Sprintf("%s  %s  %s", mediaKindLabel(im.ref.Kind), im.ref.Name, local(im.ref.CapturedAt)), "", 0, "L", false, 0, "")
 			pdf.SetXY(x, y+ih+3.9)
 			pdf.CellFormat(iw, 3.4, "sha256 "+im.ref.SHA256, "", 0, "L", false, 0, "")
 			if i%2 == 1 || i == len(imgs)-1 {
@@ -418,6 +401,56 @@ func mediaKindLabel(k plume.MediaKind) string {
 		return "视频 clip"
 	}
 	return string(k)
+}
+
+// wrapText breaks txt into lines that fit a cell w wide in the current
+// font. It breaks at a space (dropped) or beside a CJK character (kept),
+// never before closing punctuation, and inside a word only when the word
+// alone is wider than the line. (fpdf's SplitText drops the character at
+// a CJK break: "不合格" printed as "不合".)
+func wrapText(pdf *fpdf.Fpdf, txt string, w float64) []string {
+	avail := w - 2*pdf.GetCellMargin()
+	var lines []string
+	for _, para := range strings.Split(txt, "\n") {
+		rs := []rune(para)
+		if len(rs) == 0 {
+			lines = append(lines, "")
+		}
+		for len(rs) > 0 {
+			n, width := 0, 0.0
+			for n < len(rs) {
+				width += pdf.GetStringWidth(string(rs[n]))
+				if width > avail {
+					break
+				}
+				n++
+			}
+			if n == len(rs) {
+				lines = append(lines, string(rs))
+				break
+			}
+			cut, skip := max(n, 1), 0
+			for k := n; k > 0; k-- {
+				if rs[k] == ' ' {
+					cut, skip = k, 1
+					break
+				}
+				if (isCJK(rs[k]) || isCJK(rs[k-1])) && !strings.ContainsRune("，。；：、）)」』,.;:!?！？", rs[k]) {
+					cut = k
+					break
+				}
+			}
+			lines = append(lines, strings.TrimRight(string(rs[:cut]), " "))
+			rs = rs[cut+skip:]
+		}
+	}
+	return lines
+}
+
+// isCJK reports whether r is a Han character or CJK punctuation, beside
+// which a line may break.
+func isCJK(r rune) bool {
+	return unicode.Is(unicode.Han, r) || (r >= 0x3000 && r <= 0x303f) || (r >= 0xff00 && r <= 0xffef)
 }
 
 func num(v float64) string {

@@ -132,6 +132,13 @@ func (r *rig) putCase(tb testing.TB, c *fixture.Client, t time.Time, plate strin
 	} else {
 		p.Plate.Text = plate
 	}
+	return r.putPass(tb, c, p, clip)
+}
+
+// putPass uploads pass p of station c with real media and returns its
+// case ID.
+func (r *rig) putPass(tb testing.TB, c *fixture.Client, p plume.Pass, clip []byte) plume.CaseID {
+	tb.Helper()
 	at := p.ReceivedAt
 	media := []fixture.Media{
 		fixture.NewMedia("scene-1.jpg", plume.MediaScene, sceneJPEG(tb, 0), at),

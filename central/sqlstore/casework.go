@@ -24,6 +24,9 @@ func caseQuery(f *central.CaseFilter, withStatus bool) (query, bool) {
 	if withStatus {
 		ok = ok && q.eq("status", string(f.Status))
 	}
+	if f.ExcludeKind != "" {
+		q.where("kind <> ?", string(f.ExcludeKind))
+	}
 	if f.Pollutant != "" {
 		if !usable(string(f.Pollutant)) {
 			return q, false

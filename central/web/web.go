@@ -60,6 +60,9 @@ type Config struct {
 	// Ops serves the station, alert and backtest pages (ops.go); nil
 	// leaves them out.
 	Ops *ops.Service
+	// OnJobs is called after an administrator re-queues a failed job, to
+	// wake the package builders.
+	OnJobs func()
 }
 
 // Handler serves the pages.
@@ -79,8 +82,17 @@ var funcs = template.FuncMap{
 		}
 		return t.In(zone).Format("2006-01-02 15:04:05")
 	},
-	"upper": func(v any) string { return strings.ToUpper(fmt.Sprint(v)) },
-	"num":   func(v float64) string { return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.2f", v), "0"), ".") },
+	// stamp is a time with its zone named, to the second, as the
+	// evidence images' strips write it.
+	"stamp": func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return plume.FormatTime(t, zone)
+	},
+	"zoneName": func() string { return plume.ZoneLabel(time.Now(), zone) },
+	"upper":    func(v any) string { return strings.ToUpper(fmt.Sprint(v)) },
+	"num":      func(v float64) string { return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.2f", v), "0"), ".") },
 	"short": func(s string) string {
 		if len(s) > 12 {
 			return s[:12] + "…"
@@ -149,7 +161,7 @@ func New(cfg Config) (*Handler, error) {
 		}
 		h.pages[p] = t
 	}
-	static := http.FileServerFS(assetFS)
+	static := noListing(assetFS)
 	h.mux.Handle("GET /static/", http.StripPrefix("/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		r.URL.Path = "assets/" + r.URL.Path
@@ -174,6 +186,8 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.HandleFunc("GET /admin/officers", h.page(central.PermAdmin, h.officers))
 	h.mux.HandleFunc("POST /admin/officers", h.page(central.PermAdmin, h.addOfficer))
 	h.mux.HandleFunc("POST /admin/tokens", h.page(central.PermAdmin, h.issueToken))
+	h.mux.HandleFunc("POST /admin/jobs/{id}/retry", h.page(central.PermAdmin, h.retryJob))
+	h.mux.HandleFunc("POST /admin/officers/{username}/change", h.page(central.PermAdmin, h.changeOfficer))
 	if cfg.Ops != nil {
 		h.registerOps()
 	}
@@ -326,17 +340,13 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.render(w, status, "login", v)
 		return
 	}
-	h.cfg.Auth.SetCookie(w, tok, p.Session.ExpiresAt)
-	next := r.URL.Query().Get("next")
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.Contains(next, "\\") {
-		next = "/queue"
-	}
-	http.Redirect(w, r, next, http.StatusSeeOther)
+	h.cfg.Auth.SetCookie(w, r, tok, p.Session.ExpiresAt)
+	http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
 }
 
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	h.cfg.Auth.Logout(r.Context(), p, auth.ClientIP(r))
-	h.cfg.Auth.ClearCookie(w)
+	h.cfg.Auth.ClearCookie(w, r)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
@@ -370,10 +380,20 @@ func parseDay(s string, end bool) time.Time {
 func caseFilter(q url.Values) (central.CaseFilter, error) {
 	f := central.CaseFilter{
 		Station: plume.StationID(q.Get("station")), Status: central.CaseStatus(q.Get("status")),
-		Kind: central.CaseKind(q.Get("kind")), Pollutant: plume.Pollutant(q.Get("pollutant")),
-		Plate: strings.ToUpper(strings.TrimSpace(q.Get("plate"))), Cursor: q.Get("cursor"),
+		Pollutant: plume.Pollutant(q.Get("pollutant")),
+		Plate:     strings.ToUpper(strings.TrimSpace(q.Get("plate"))), Cursor: q.Get("cursor"),
 		From: parseDay(q.Get("from"), false), To: parseDay(q.Get("to"), true),
 		Limit: 50,
+	}
+	// Unlinked cases (no plate read) cannot be tied to the vehicle's other
+	// passes; the queue sets them aside unless asked for ("kind=unlinked",
+	// or "kind=all" for every case).
+	switch k := q.Get("kind"); k {
+	case "":
+		f.ExcludeKind = central.KindUnlinked
+	case "all":
+	default:
+		f.Kind = central.CaseKind(k)
 	}
 	if err := central.ParseCaseSort(&f, q.Get("sort")); err != nil {
 		return f, err
@@ -422,6 +442,22 @@ func (h *Handler) queue(w http.ResponseWriter, r *http.Request, p *auth.Principa
 	for _, n := range counts {
 		total += n
 	}
+	// How many unlinked cases the default view sets aside.
+	setAside := 0
+	if f.ExcludeKind != "" {
+		uf := f
+		uf.ExcludeKind, uf.Kind = "", f.ExcludeKind
+		uc, err := h.cfg.Store.CaseCounts(r.Context(), uf)
+		if err != nil {
+			h.fail(w, r, p, err)
+			return
+		}
+		for st, n := range uc {
+			if f.Status == "" || st == f.Status {
+				setAside += n
+			}
+		}
+	}
 	with := func(k, v string) string {
 		q2 := url.Values{}
 		for key, vals := range q {
@@ -443,33 +479,37 @@ func (h *Handler) queue(w http.ResponseWriter, r *http.Request, p *auth.Principa
 	qq.Del("cursor")
 	data := struct {
 		view
-		F          central.CaseFilter
-		From, To   string
-		Stations   []*central.Station
-		Kinds      []central.CaseKind
-		Pollutants []plume.Pollutant
-		Grades     []int
-		Statuses   []central.CaseStatus
-		Counts     map[central.CaseStatus]int
-		Total      int
-		Cases      []*central.Case
-		Next       string
-		NextURL    string
-		FirstURL   string
-		Self       string
-		Back       string
-		Reasons    []review.Reason
-		Elapsed    string
-		TabURL     func(string) string
-		Sort       string
-		SortURL    func(string) string
-		SortMark   func(string) string
+		F           central.CaseFilter
+		From, To    string
+		Stations    []*central.Station
+		Kinds       []central.CaseKind
+		Pollutants  []plume.Pollutant
+		Grades      []int
+		Statuses    []central.CaseStatus
+		Counts      map[central.CaseStatus]int
+		Total       int
+		SetAside    int // unlinked cases the default view leaves out
+		SetAsideURL string
+		Kind        string // the kind parameter as given
+		Cases       []*central.Case
+		Next        string
+		NextURL     string
+		FirstURL    string
+		Self        string
+		Back        string
+		Reasons     []review.Reason
+		Elapsed     string
+		TabURL      func(string) string
+		Sort        string
+		SortURL     func(string) string
+		SortMark    func(string) string
 	}{
 		view: h.base(p, "Review queue", "queue", r), F: f, From: q.Get("from"), To: q.Get("to"),
 		Stations:   h.visibleStations(r.Context(), p.Officer),
 		Kinds:      []central.CaseKind{central.KindEnforcement, central.KindWarning, central.KindUnlinked, central.KindSmoke},
 		Pollutants: []plume.Pollutant{plume.PollutantNO, plume.PollutantOpacity, plume.PollutantRingelmann, plume.PollutantCO, plume.PollutantHC},
 		Grades:     []int{1, 2, 3, 4, 5}, Statuses: central.CaseStatuses, Counts: counts, Total: total,
+		SetAside: setAside, SetAsideURL: with("kind", string(central.KindUnlinked)), Kind: q.Get("kind"),
 		Cases: cases, Next: next, NextURL: with("cursor", next), FirstURL: with("cursor", ""), Self: self,
 		Back: "?q=" + url.QueryEscape(qq.Encode()), Reasons: review.Reasons,
 		TabURL: func(s string) string { return with("status", s) },
@@ -509,7 +549,7 @@ func (h *Handler) bulk(w http.ResponseWriter, r *http.Request, p *auth.Principal
 		h.fail(w, r, p, plume.Errorf(plume.EINVALID, "select at least one case"))
 		return
 	}
-	res := h.cfg.Review.BulkReject(r.Context(), review.Actor{Officer: p.Officer, IP: auth.ClientIP(r)}, ids, r.PostFormValue("reason"), r.PostFormValue("comment"))
+	res := h.cfg.Review.BulkReject(r.Context(), review.Actor{Officer: p.Officer, IP: auth.ClientIP(r), Token: p.Session.TokenID()}, ids, r.PostFormValue("reason"), r.PostFormValue("comment"))
 	ok, bad := 0, 0
 	for _, x := range res {
 		if x.Err != nil {

@@ -98,6 +98,7 @@ type cameraSet struct {
 	maxWait time.Duration
 	tmp     string
 	zone    *time.Location
+	font    *vision.StripFont // the evidence strip's CJK font
 
 	counts *vehicleCounts // vehicles per camera and minute (counts.go)
 
@@ -118,11 +119,18 @@ func openCameras(ctx context.Context, st *config.Loaded, opt CameraOptions, logg
 	cs := &cameraSet{
 		log: logger.With("component", "cameras"), station: st, fuser: fusion.New(fusion.Options{}),
 		sightings: map[int64]*vision.Sighting{}, changed: make(chan struct{}),
-		tmp: filepath.Join(st.DataDir, "camera-tmp"), zone: time.Local, counts: newVehicleCounts(),
+		tmp: filepath.Join(st.DataDir, "camera-tmp"), zone: st.Location(), counts: newVehicleCounts(),
 	}
 	if err := os.MkdirAll(cs.tmp, 0o750); err != nil {
 		return nil, fmt.Errorf("cameras: %w", err)
 	}
+	// Evidence images without a readable strip are no evidence: a station
+	// without the font does not start its cameras.
+	font, err := vision.LoadStripFont()
+	if err != nil {
+		return nil, fmt.Errorf("cameras: %w", err)
+	}
+	cs.font = font
 	minGrade := 0
 	for _, p := range st.Profiles {
 		if p != nil && p.Smoke.MinGrade > 0 && (minGrade == 0 || p.Smoke.MinGrade < minGrade) {
@@ -301,13 +309,13 @@ func (cs *cameraSet) media(ctx context.Context, p *plume.Pass, s *vision.Sightin
 	defer os.RemoveAll(dir)
 	info := vision.EvidenceInfo{
 		Station: string(cs.station.Station.Station), Place: cs.station.Station.Place, Lane: p.Reading.Lane,
-		Time: p.Reading.Time, Zone: cs.zone, Measured: measured(&p.Reading), Reason: string(fusion.CandidateReason(p, 1)),
+		Time: p.Reading.Time, Zone: cs.zone, Font: cs.font, Measured: measured(&p.Reading), Reason: string(fusion.CandidateReason(p, 1)),
 	}
 	if p.Plate != nil {
 		info.Plate = fmt.Sprintf("%s (%s, conf %.2f)", p.Plate.Text, p.Plate.Colour, p.Plate.Confidence)
 	}
 	if p.SmokeSeen != nil {
-		info.Grade = fmt.Sprintf("Ringelmann %d, %s, conf %.2f (camera)", p.SmokeSeen.Grade, map[bool]string{true: "black smoke", false: "clean"}[p.SmokeSeen.Smoky], p.SmokeSeen.Confidence)
+		info.Grade = fmt.Sprintf("林格曼 %d 级 Ringelmann %d, %s, conf %.2f (摄像 camera)", p.SmokeSeen.Grade, p.SmokeSeen.Grade, map[bool]string{true: "黑烟 black smoke", false: "无烟 clean"}[p.SmokeSeen.Smoky], p.SmokeSeen.Confidence)
 	}
 	files, err := vision.WriteEvidence(ctx, s, dir, info)
 	if err != nil {

@@ -84,6 +84,9 @@ func (c *Capture) Pass(ctx context.Context, r *plume.Reading, raw []byte) (*plum
 	var media MediaFunc
 	if c.Cameras != nil {
 		media = c.Cameras.Fuse(ctx, pass)
+		// The camera's smoke verdict is part of the pass's verdict, so the
+		// readings, the result code and every sheet say the same.
+		pass.Verdict = plume.Judge(r, pass.SmokeSeen, profile)
 	}
 	minGrade := 0
 	if profile != nil {

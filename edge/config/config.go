@@ -25,11 +25,14 @@ import (
 
 // Station is the station file as written in firmware-config/stations.
 type Station struct {
-	Station     plume.StationID       `yaml:"station"`
-	Name        string                `yaml:"name"`
-	Place       string                `yaml:"place"`
-	Latitude    float64               `yaml:"latitude"`
-	Longitude   float64               `yaml:"longitude"`
+	Station   plume.StationID `yaml:"station"`
+	Name      string          `yaml:"name"`
+	Place     string          `yaml:"place"`
+	Latitude  float64         `yaml:"latitude"`
+	Longitude float64         `yaml:"longitude"`
+	// Zone is the IANA time zone the station's evidence images show their
+	// times in (default plume.DefaultZone, Asia/Shanghai).
+	Zone        string                `yaml:"zone"`
 	Enrollment  string                `yaml:"enrollment"` // relative to DataDir unless absolute
 	DataDir     string                `yaml:"data_dir"`
 	Analyser    Analyser              `yaml:"analyser"`
@@ -216,6 +219,22 @@ func load(fsys fs.FS, name, source string) (*Loaded, error) {
 	return l, nil
 }
 
+// Location returns the station's time zone (Zone, or plume.DefaultZone).
+// A station that passed Validate always has one; otherwise the default.
+func (s *Station) Location() *time.Location {
+	if loc, err := plume.LoadZone(s.Zone); err == nil {
+		return loc
+	}
+	loc, _ := plume.LoadZone("")
+	return loc
+}
+
+// ZoneErr reports a Zone that names no known time zone.
+func (s *Station) ZoneErr() error {
+	_, err := plume.LoadZone(s.Zone)
+	return err
+}
+
 // Validate checks the station file on its own.
 func (s *Station) Validate() error {
 	if err := s.Station.Validate(); err != nil {
@@ -228,6 +247,8 @@ func (s *Station) Validate() error {
 		return plume.Errorf(plume.EINVALID, "enrollment is required")
 	case s.Latitude < -90 || s.Latitude > 90 || s.Longitude < -180 || s.Longitude > 180:
 		return plume.Errorf(plume.EINVALID, "latitude/longitude out of range")
+	case s.ZoneErr() != nil:
+		return s.ZoneErr()
 	case s.Analyser.Protocol != "hj212" && s.Analyser.Protocol != "ndjson":
 		return plume.Errorf(plume.EINVALID, "analyser.protocol must be hj212 or ndjson, not %q", s.Analyser.Protocol)
 	case s.Analyser.DeviceProfile == "":

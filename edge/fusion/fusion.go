@@ -59,7 +59,9 @@ const (
 // CandidateReason returns why p is a violation candidate under the
 // profile's smoke grade minGrade (0 disables camera smoke), or ReasonNone.
 func CandidateReason(p *plume.Pass, minGrade int) Reason {
-	rs := p.Verdict.Outcome == plume.OutcomeExceed
+	// The verdict holds the camera's grade too (plume.Judge): a
+	// remote-sensing exceedance is one of the analyser's own checks.
+	rs := p.Verdict.Outcome == plume.OutcomeExceed && p.Verdict.AnalyserExceeded()
 	smoke := p.SmokeSeen != nil && p.SmokeSeen.Smoky && minGrade > 0 && p.SmokeSeen.Grade >= minGrade
 	switch {
 	case rs && smoke:

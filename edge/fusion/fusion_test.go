@@ -10,7 +10,11 @@ import (
 var t0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 
 func pass(at time.Time, lane int, outcome plume.Outcome) *plume.Pass {
-	return &plume.Pass{Reading: plume.Reading{Time: at, Lane: lane}, Verdict: plume.Verdict{Outcome: outcome}}
+	p := &plume.Pass{Reading: plume.Reading{Time: at, Lane: lane}, Verdict: plume.Verdict{Outcome: outcome}}
+	if outcome == plume.OutcomeExceed {
+		p.Verdict.Checks = []plume.Check{{Pollutant: plume.PollutantNO, Value: 1834, Limit: 1500, Exceeded: true}}
+	}
+	return p
 }
 
 func TestFuse(t *testing.T) {
@@ -84,4 +88,14 @@ func TestCandidateReason(t *testing.T) {
 			}
 		})
 	}
+	// plume.Judge makes a smoke-only pass an exceedance through the
+	// camera's check: it is still a smoke candidate, not "both".
+	t.Run("SmokeJudged", func(t *testing.T) {
+		p := pass(t0, 1, plume.OutcomeExceed)
+		p.Verdict.Checks = []plume.Check{{Pollutant: plume.PollutantRingelmann, Value: 4, Limit: 2, Exceeded: true, Source: plume.SourceCamera}}
+		p.SmokeSeen = &plume.Smoke{Smoky: true, Grade: 4}
+		if got := CandidateReason(p, 2); got != ReasonSmoke {
+			t.Fatalf("got %q want %q", got, ReasonSmoke)
+		}
+	})
 }

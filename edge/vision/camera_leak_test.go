@@ -28,11 +28,11 @@ func TestCameraNoMatLeaks(t *testing.T) {
 		for i, s := range got[:min(2, len(got))] {
 			dir := filepath.Join(t.TempDir(), "ev")
 			os.MkdirAll(dir, 0o755)
-			if _, err := WriteEvidence(context.Background(), s, dir, EvidenceInfo{Station: "S", Lane: i + 1, Measured: []string{"x"}}); err != nil {
+			if _, err := WriteEvidence(context.Background(), s, dir, EvidenceInfo{Station: "S", Lane: i + 1, Measured: []string{"x"}, Font: stripFont(t)}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		strip, err := RenderStrip(10, nil)
+		strip, err := RenderStrip(stripFont(t), 10, nil)
 		strip.Close()
 		if err == nil {
 			t.Fatal("a strip from nothing")

@@ -7,17 +7,14 @@ package vision
 // ClipBefore..ClipAfter around the crossing.
 //
 // Every image carries an information strip ADDED BELOW the picture, never
-// painted over it: time to the second, station, place, lane, plate, grade
-// and the measured values. OpenCV's Hershey fonts are ASCII only, so the
-// strip is ASCII: a plate's province character is written in pinyin in
-// brackets ("[Yue]B12345"), and other non-ASCII text as "?".
+// painted over it: time to the second with its zone, station, place, lane,
+// plate, grade and the measured values, set in a CJK font (strip.go).
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"image"
-	"image/color"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,8 +30,9 @@ type EvidenceInfo struct {
 	Station  string
 	Place    string
 	Lane     int
-	Time     time.Time // the pass time; each image also shows its own
-	Zone     *time.Location
+	Time     time.Time      // the pass time; each image also shows its own
+	Zone     *time.Location // the station's zone (plume.LoadZone); nil: plume.DefaultZone
+	Font     *StripFont     // the strip's font (LoadStripFont); required
 	Plate    string
 	Grade    string   // e.g. "Ringelmann 3 (smoky, conf 0.82)"
 	Measured []string // e.g. "CO 0.41%", "NO 1250 ppm"
@@ -58,8 +56,11 @@ func WriteEvidence(ctx context.Context, s *Sighting, dir string, info EvidenceIn
 	if s == nil {
 		return nil, errors.New("evidence: no sighting")
 	}
+	if info.Font == nil {
+		return nil, fmt.Errorf("evidence: %w: no font loaded", ErrNoStripFont)
+	}
 	if info.Zone == nil {
-		info.Zone = time.Local
+		info.Zone, _ = plume.LoadZone("")
 	}
 	var out []EvidenceFile
 	var errs []error
@@ -69,7 +70,7 @@ func WriteEvidence(ctx context.Context, s *Sighting, dir string, info EvidenceIn
 		if i < len(s.SceneBoxes) {
 			box = s.SceneBoxes[i]
 		}
-		if err := writeScene(filepath.Join(dir, name), f, box, info, fmt.Sprintf("scene %d of %d", i+1, len(s.Scenes))); err != nil {
+		if err := writeScene(filepath.Join(dir, name), f, box, info, fmt.Sprintf("全景 scene %d/%d", i+1, len(s.Scenes))); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -77,7 +78,7 @@ func WriteEvidence(ctx context.Context, s *Sighting, dir string, info EvidenceIn
 	}
 	if len(s.PlateJPEG) > 0 {
 		name := "plate.jpg"
-		if err := writeCloseUp(filepath.Join(dir, name), s.PlateJPEG, image.Rectangle{}, 1, info, s.Crossed, "plate close-up"); err != nil {
+		if err := writeCloseUp(filepath.Join(dir, name), s.PlateJPEG, image.Rectangle{}, 1, info, s.Crossed, "号牌特写 plate close-up"); err != nil {
 			errs = append(errs, err)
 		} else {
 			out = append(out, EvidenceFile{Name: name, Kind: plume.MediaPlate, Path: filepath.Join(dir, name), ContentType: "image/jpeg", CapturedAt: s.Crossed})
@@ -91,7 +92,7 @@ func WriteEvidence(ctx context.Context, s *Sighting, dir string, info EvidenceIn
 		}
 		b := s.SmokeBox
 		r := image.Rect(int(float64(b.Min.X)/sc), int(float64(b.Min.Y)/sc), int(float64(b.Max.X)/sc), int(float64(b.Max.Y)/sc))
-		if err := writeCloseUp(filepath.Join(dir, name), s.SmokeFrame.JPEG, r, 1, info, s.SmokeFrame.At, "smoke close-up"); err != nil {
+		if err := writeCloseUp(filepath.Join(dir, name), s.SmokeFrame.JPEG, r, 1, info, s.SmokeFrame.At, "黑烟特写 smoke close-up"); err != nil {
 			errs = append(errs, err)
 		} else {
 			out = append(out, EvidenceFile{Name: name, Kind: plume.MediaSmoke, Path: filepath.Join(dir, name), ContentType: "image/jpeg", CapturedAt: s.SmokeFrame.At})
@@ -158,9 +159,9 @@ func writeScene(path string, f RingFrame, box image.Rectangle, info EvidenceInfo
 	}
 	lines := stripLines(info, f.At, title)
 	if !box.Empty() {
-		lines = append(lines, fmt.Sprintf("vehicle at x=%d y=%d w=%d h=%d (full-frame pixels)", box.Min.X, box.Min.Y, box.Dx(), box.Dy()))
+		lines = append(lines, fmt.Sprintf("车辆位置 vehicle at x=%d y=%d w=%d h=%d (全幅像素 full-frame pixels)", box.Min.X, box.Min.Y, box.Dx(), box.Dy()))
 	}
-	return writeWithStrip(path, m, lines)
+	return writeWithStrip(path, m, info.Font, lines)
 }
 
 // writeCloseUp crops r (ring pixels; empty: the whole image) out of a
@@ -185,24 +186,23 @@ func writeCloseUp(path string, jpeg []byte, r image.Rectangle, _ float64, info E
 	defer big.Close()
 	w := max(640, r.Dx())
 	gocv.Resize(crop, &big, image.Pt(w, max(8, r.Dy()*w/r.Dx())), 0, 0, gocv.InterpolationCubic)
-	return writeWithStrip(path, big, stripLines(info, at, title))
+	return writeWithStrip(path, big, info.Font, stripLines(info, at, title))
 }
 
+// stripLines says what the strip under an image taken at at says, in
+// Chinese first with English beside it. Times are the station's, to the
+// second, with the zone named: the same second the pages show.
 func stripLines(info EvidenceInfo, at time.Time, title string) []string {
-	t := at.In(info.Zone).Format("2006-01-02 15:04:05 MST")
 	lines := []string{
-		fmt.Sprintf("%s  |  station %s  |  lane %d  |  %s", t, info.Station, info.Lane, title),
-		"place: " + info.Place,
-		fmt.Sprintf("plate: %s  |  smoke: %s", firstNonBlank(info.Plate, "not read"), firstNonBlank(info.Grade, "-")),
+		fmt.Sprintf("%s  |  站点 station %s  |  车道 lane %d  |  %s", plume.FormatTime(at, info.Zone), info.Station, info.Lane, title),
+		"地点 place: " + firstNonBlank(info.Place, "—"),
+		fmt.Sprintf("号牌 plate: %s  |  黑度 smoke: %s", firstNonBlank(info.Plate, "未识别 not read"), firstNonBlank(info.Grade, "—")),
 	}
 	if len(info.Measured) > 0 {
-		lines = append(lines, "measured: "+strings.Join(info.Measured, ", "))
+		lines = append(lines, "测量 measured: "+strings.Join(info.Measured, ", "))
 	}
 	if info.Reason != "" {
-		lines = append(lines, "candidate: "+info.Reason+"  |  pass at "+info.Time.In(info.Zone).Format("15:04:05"))
-	}
-	for i := range lines {
-		lines[i] = StripText(lines[i])
+		lines = append(lines, "候选原因 candidate: "+info.Reason+"  |  过车 pass at "+info.Time.In(info.Zone).Format("15:04:05"))
 	}
 	return lines
 }
@@ -215,8 +215,8 @@ func firstNonBlank(s, def string) string {
 }
 
 // writeWithStrip stacks the strip under img and writes a JPEG.
-func writeWithStrip(path string, img gocv.Mat, lines []string) error {
-	strip, err := RenderStrip(img.Cols(), lines)
+func writeWithStrip(path string, img gocv.Mat, f *StripFont, lines []string) error {
+	strip, err := RenderStrip(f, img.Cols(), lines)
 	defer strip.Close()
 	if err != nil {
 		return err
@@ -233,73 +233,4 @@ func writeWithStrip(path string, img gocv.Mat, lines []string) error {
 		return fmt.Errorf("write evidence: %w", err)
 	}
 	return nil
-}
-
-// RenderStrip draws lines of ASCII text, white on near-black, into a BGR
-// strip width pixels wide; the caller closes it, even on error.
-func RenderStrip(width int, lines []string) (gocv.Mat, error) {
-	if width < 64 || width > 8192 || len(lines) == 0 || len(lines) > 12 {
-		return gocv.NewMat(), fmt.Errorf("strip: %w: width %d, %d lines", ErrBadFrame, width, len(lines))
-	}
-	scale := min(0.9, max(0.4, float64(width)/1600))
-	lineH := int(34 * scale / 0.8)
-	thick := max(1, int(scale*2+0.5))
-	lines = wrapLines(lines, width-lineH*2/3, scale, thick)
-	h := (lineH*len(lines) + lineH/2) &^ 1
-	strip := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(24, 20, 16, 0), h, width, gocv.MatTypeCV8UC3)
-	for i, l := range lines {
-		gocv.PutText(&strip, l, image.Pt(lineH/3, lineH*(i+1)-lineH/4), gocv.FontHersheySimplex, scale,
-			color.RGBA{R: 245, G: 245, B: 235, A: 255}, thick)
-	}
-	return strip, nil
-}
-
-// wrapLines breaks lines at spaces so each fits in width pixels (at most
-// 16 lines in all).
-func wrapLines(lines []string, width int, scale float64, thick int) []string {
-	var out []string
-	for _, l := range lines {
-		words := strings.Fields(l)
-		cur := ""
-		for _, w := range words {
-			next := strings.TrimSpace(cur + " " + w)
-			if cur != "" && gocv.GetTextSize(next, gocv.FontHersheySimplex, scale, thick).X > width {
-				out = append(out, cur)
-				next = "  " + w
-			}
-			cur = next
-		}
-		out = append(out, cur)
-	}
-	return out[:min(len(out), 16)]
-}
-
-// provincePinyin spells the plate prefixes in pinyin for the ASCII strip.
-var provincePinyin = map[rune]string{
-	'京': "Jing", '津': "Jin", '沪': "Hu", '渝': "Yu", '冀': "Ji", '豫': "Yu", '云': "Yun", '辽': "Liao",
-	'黑': "Hei", '湘': "Xiang", '皖': "Wan", '鲁': "Lu", '新': "Xin", '苏': "Su", '浙': "Zhe", '赣': "Gan",
-	'鄂': "E", '桂': "Gui", '甘': "Gan", '晋': "Jin", '蒙': "Meng", '陕': "Shan", '吉': "Ji", '闽': "Min",
-	'贵': "Gui", '粤': "Yue", '青': "Qing", '藏': "Zang", '川': "Chuan", '宁': "Ning", '琼': "Qiong",
-	'警': "Jing", '学': "Xue", '挂': "Gua", '使': "Shi", '领': "Ling", '港': "Gang", '澳': "Ao",
-}
-
-// StripText makes s printable in Hershey fonts: Chinese plate characters
-// become pinyin in brackets, other non-ASCII runes "?".
-func StripText(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r >= 0x20 && r < 0x7f:
-			b.WriteRune(r)
-		case provincePinyin[r] != "":
-			b.WriteString("[" + provincePinyin[r] + "]")
-		case r == '–' || r == '—':
-			b.WriteByte('-')
-		case r == '≥':
-			b.WriteString(">=")
-		default:
-			b.WriteByte('?')
-		}
-	}
-	return b.String()
 }

@@ -12,8 +12,9 @@ import (
 	"gocv.io/x/gocv"
 )
 
-// TestSmokeCNNNoMatLeaks runs the classifier path of DetectSmoke, the
-// parity entry points and bad input, and checks that every Mat it created
+// TestSmokeCNNNoMatLeaks runs the classifier path of DetectSmoke (with the
+// hard rules' cues), the explain picture, the parity entry points and bad
+// input, and checks that every Mat it created
 // was closed. Run with: go test -tags matprofile ./edge/vision/ -run SmokeCNNNoMatLeaks
 func TestSmokeCNNNoMatLeaks(t *testing.T) {
 	start := gocv.MatProfile.Count()
@@ -29,9 +30,16 @@ func TestSmokeCNNNoMatLeaks(t *testing.T) {
 			t.Fatal(err)
 		}
 		for range 3 {
-			if _, err := DetectSmokeImage(data, SmokeOptions{Classifier: c, Threshold: 0.01}); err != nil {
+			res, err := DetectSmokeImage(data, SmokeOptions{Classifier: c, Threshold: 0.01})
+			if err != nil {
 				t.Fatal(err)
 			}
+			if _, err := ExplainSmokeImage(data, res); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := ExplainSmokeImage([]byte("junk"), SmokeResult{}); err == nil {
+			t.Fatal("explain accepted junk")
 		}
 		_, _ = DetectSmokeImage([]byte("junk"), SmokeOptions{Classifier: c})
 		scene := gocv.IMRead(scenePath, gocv.IMReadColor)

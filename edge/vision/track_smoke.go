@@ -105,8 +105,9 @@ type VehicleTrack struct {
 	Box        image.Rectangle `json:"box"` // last box, full-frame pixels
 	CrossBox   image.Rectangle `json:"cross_box"`
 	Frames     int             `json:"frames"`
-	Judged     int             `json:"judged_frames"` // frames in which the region behind it was examined
-	Plume      int             `json:"plume_frames"`  // of those, frames that showed a plume
+	Judged     int             `json:"judged_frames"`   // frames in which the region behind it was examined
+	Plume      int             `json:"plume_frames"`    // of those, frames that showed a plume
+	Rejected   int             `json:"rejected_frames"` // of those, frames whose dark region a hard rule (smoke_cues.go) rejected
 	Smoky      bool            `json:"smoky"`
 	Grade      int             `json:"grade"`
 	Blackness  float64         `json:"blackness"`
@@ -603,6 +604,17 @@ func (t *SmokeTracker) smoke(tr *VehicleTrack, f *workFrame, rel []float32, movi
 	uniform := float64(near) / float64(len(smooth))
 	if soft > 0.22 || spread < 0.08 || uniform > shadowUniform {
 		return // hard-edged or uniform: a shadow, not a plume
+	}
+	// The stills' hard rules (smoke_cues.go) on the same region: in video
+	// the local background of each pixel is the learned background model,
+	// so local is the median darkness against it.
+	c := f.regionCues(box, dark)
+	c.Local = med
+	c.Edge = soft
+	c.Night = f.medianGrey()
+	if c.reject() != "" {
+		tr.Rejected++
+		return
 	}
 	tr.Plume++
 	tr.blackness = append(tr.blackness, p80)

@@ -6,21 +6,20 @@ package agenttest
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/plume-emissions/plume"
 	"github.com/plume-emissions/plume/central"
+	"github.com/plume-emissions/plume/central/client"
 	"github.com/plume-emissions/plume/central/evidence"
 	"github.com/plume-emissions/plume/central/server"
 	"github.com/plume-emissions/plume/edge/analyser"
@@ -159,108 +158,56 @@ func FreeAddr(tb testing.TB) string {
 	return ln.Addr().String()
 }
 
+// clientFor returns a read client for the central at baseURL with the
+// token SignIn issued for it.
+func clientFor(baseURL string) (*client.Client, error) {
+	tok, ok := tokens.Load(strings.TrimRight(baseURL, "/"))
+	if !ok {
+		return nil, fmt.Errorf("not signed in at %s (call agenttest.SignIn)", baseURL)
+	}
+	return client.New(baseURL, tok.(string), nil), nil
+}
+
 // Passes lists every pass central holds, through its JSON API.
 func Passes(ctx context.Context, baseURL string) ([]central.PassRow, error) {
-	var all []central.PassRow
-	err := pages(ctx, baseURL+"/api/v1/passes", func(b []byte) (string, error) {
-		var page struct {
-			Passes []central.PassRow `json:"passes"`
-			Next   string            `json:"next_cursor"`
-		}
-		err := json.Unmarshal(b, &page)
-		all = append(all, page.Passes...)
-		return page.Next, err
-	})
-	return all, err
+	c, err := clientFor(baseURL)
+	if err != nil {
+		return nil, err
+	}
+	return c.Passes(ctx)
 }
 
 // Cases lists every case central holds, through its JSON API.
 func Cases(ctx context.Context, baseURL string) ([]central.Case, error) {
-	var all []central.Case
-	err := pages(ctx, baseURL+"/api/v1/cases", func(b []byte) (string, error) {
-		var page struct {
-			Cases []central.Case `json:"cases"`
-			Next  string         `json:"next_cursor"`
-		}
-		err := json.Unmarshal(b, &page)
-		all = append(all, page.Cases...)
-		return page.Next, err
-	})
-	return all, err
-}
-
-func pages(ctx context.Context, u string, each func([]byte) (string, error)) error {
-	cursor := ""
-	for {
-		q := url.Values{"limit": {"500"}}
-		if cursor != "" {
-			q.Set("cursor", cursor)
-		}
-		b, err := get(ctx, u+"?"+q.Encode())
-		if err != nil {
-			return err
-		}
-		if cursor, err = each(b); err != nil {
-			return fmt.Errorf("decode %s: %w", u, err)
-		}
-		if cursor == "" {
-			return nil
-		}
+	c, err := clientFor(baseURL)
+	if err != nil {
+		return nil, err
 	}
+	return c.Cases(ctx)
 }
 
 // Get reads u, a URL of a central SignIn signed in at, with the token, and
 // returns the body of a 200 answer.
-func Get(ctx context.Context, u string) ([]byte, error) { return get(ctx, u) }
-
-// get reads u signed in: with the token SignIn issued for the central
-// whose URL prefixes u.
-func get(ctx context.Context, u string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+func Get(ctx context.Context, u string) ([]byte, error) {
+	pu, err := url.Parse(u)
 	if err != nil {
 		return nil, err
 	}
-	tok, ok := tokens.Load(req.URL.Scheme + "://" + req.URL.Host)
-	if !ok {
-		return nil, fmt.Errorf("GET %s: not signed in at %s (call agenttest.SignIn)", u, req.URL.Host)
-	}
-	req.Header.Set("Authorization", "Bearer "+tok.(string))
-	resp, err := http.DefaultClient.Do(req)
+	c, err := clientFor(pu.Scheme + "://" + pu.Host)
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s: %s", u, resp.Status, b)
-	}
-	return b, nil
+	return c.Get(ctx, u)
 }
 
 // DownloadPackage fetches a case's evidence package into dir and verifies it
 // offline against central's pinned public key. It returns the file's path.
-func DownloadPackage(ctx context.Context, baseURL string, c central.Case, dir string, centralKey []byte) (string, *evidence.Report, error) {
-	b, err := get(ctx, baseURL+"/api/v1/cases/"+url.PathEscape(string(c.ID))+"/package")
+func DownloadPackage(ctx context.Context, baseURL string, k central.Case, dir string, centralKey []byte) (string, *evidence.Report, error) {
+	c, err := clientFor(baseURL)
 	if err != nil {
 		return "", nil, err
 	}
-	p := filepath.Join(dir, c.Number+".zip")
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		return "", nil, err
-	}
-	f, err := os.Open(p)
-	if err != nil {
-		return "", nil, err
-	}
-	defer f.Close()
-	rep, err := evidence.Verify(f, int64(len(b)), evidence.VerifyOptions{CentralKey: centralKey})
-	if err != nil {
-		return p, rep, fmt.Errorf("verify %s: %w", p, err)
-	}
-	return p, rep, nil
+	return c.DownloadPackage(ctx, k, dir, centralKey)
 }
 
 // WaitFor polls cond every 50 ms until it is true or timeout passes.

@@ -1,7 +1,7 @@
 package main
 
 // The demo's camera phase: the station's camera plays a generated clip
-// (testdata/scenes/mixed.mp4) in real time while the analyser simulator
+// (testdata/scenes/mixed.mp4) in real time, in a loop, while the analyser simulator
 // sends the passes of the same vehicles, driven by the clip's ground truth,
 // so the cases at central carry scene images, close-ups, a clip, a plate
 // and a smoke grade.
@@ -70,20 +70,40 @@ func clipSchedule(truth vision.SceneTruth, start time.Time, lanes []int) []sim.S
 	return out
 }
 
-// playClipPasses sends the clip's passes in step with the camera and
-// reports progress every second.
-func playClipPasses(ctx context.Context, cfg sim.Config, out *printer, n int) (*sim.Player, error) {
+// clipLength is how long one round of the clip plays: the camera's
+// timeline moves on by its frame count over its frame rate at each loop.
+func clipLength(truth vision.SceneTruth) time.Duration {
+	return time.Duration(truth.Spec.Seconds * float64(time.Second))
+}
+
+// playClipPasses sends the clip's passes in step with the camera. Every
+// second it says how many vehicles have crossed and how many of their
+// passes the edge has judged (it acknowledges a pass once the camera has
+// reported the vehicle), and what the camera matched, only when that
+// changed.
+func playClipPasses(ctx context.Context, cfg sim.Config, out *printer, sched []sim.Scheduled, state func() string) (*sim.Player, error) {
 	p := sim.NewPlayer(cfg)
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	last := ""
 	for {
 		select {
 		case err := <-done:
 			return p, err
 		case <-tick.C:
-			out.say("camera    %d/%d clip passes acknowledged", len(p.Stats().AckedPasses), n)
+			crossed := 0
+			for _, s := range sched {
+				if !s.At.After(time.Now()) {
+					crossed++
+				}
+			}
+			line := fmt.Sprintf("camera    %2d/%d vehicles crossed, %2d passes judged │ %s", crossed, len(sched), len(p.Stats().AckedPasses), state())
+			if line != last {
+				out.say("%s", line)
+				last = line
+			}
 		}
 	}
 }

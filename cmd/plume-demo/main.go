@@ -5,7 +5,13 @@
 // appearing, then downloads every evidence package, verifies it offline, and
 // prints where to look.
 //
-//	plume-demo [-dir demo-data] [-addr 127.0.0.1:8080] [-passes 300] [-rate 40] [-seed 1] [-exit]
+// The camera plays the clip in a loop: its vehicles' passes are sent in
+// step with it for -loops rounds, so those cases carry images, a plate and
+// a clip. Then the simulator sends -passes more from earlier in the day,
+// analyser-only, to show screening at volume; the few violations among
+// them have no plate and wait, set aside, in the queue's unlinked view.
+//
+//	plume-demo [-dir demo-data] [-addr 127.0.0.1:8080] [-loops 2] [-passes 120] [-rate 40] [-seed 1] [-exit]
 package main
 
 import (
@@ -25,9 +31,9 @@ import (
 
 	"github.com/plume-emissions/plume"
 	"github.com/plume-emissions/plume/central"
+	"github.com/plume-emissions/plume/central/client"
 	"github.com/plume-emissions/plume/central/server"
 	"github.com/plume-emissions/plume/edge/agent"
-	"github.com/plume-emissions/plume/edge/agent/agenttest"
 	"github.com/plume-emissions/plume/edge/analyser"
 	"github.com/plume-emissions/plume/edge/config"
 	"github.com/plume-emissions/plume/edge/sim"
@@ -51,6 +57,7 @@ type Options struct {
 	Dir      string
 	Addr     string
 	Passes   int
+	Loops    int
 	Rate     float64
 	Seed     uint64
 	Protocol string
@@ -66,7 +73,8 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.Dir, "dir", "demo-data", "working directory for central's and the edge's data (emptied first)")
 	fs.StringVar(&o.Addr, "addr", "127.0.0.1:8080", "central's listen address (a free port is used if it is taken)")
-	fs.IntVar(&o.Passes, "passes", 300, "vehicle passes to simulate")
+	fs.IntVar(&o.Passes, "passes", 120, "analyser-only passes to simulate after the camera rounds")
+	fs.IntVar(&o.Loops, "loops", 2, "rounds of the camera clip, each with its vehicles' passes")
 	fs.Float64Var(&o.Rate, "rate", 40, "passes per second")
 	fs.Uint64Var(&o.Seed, "seed", 1, "simulator seed (same seed, same traffic)")
 	fs.StringVar(&o.Protocol, "protocol", analyser.ProtocolHJ212, "analyser protocol: hj212 or ndjson")
@@ -77,8 +85,8 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
-	if o.Passes < 1 || o.Rate <= 0 {
-		return o, errors.New("-passes and -rate must be positive")
+	if o.Passes < 1 || o.Rate <= 0 || o.Loops < 1 {
+		return o, errors.New("-passes, -loops and -rate must be positive")
 	}
 	return o, nil
 }
@@ -120,6 +128,36 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer c.Close()
 	out.say("central   listening on %s (data in %s)", c.URL(), centralDir)
 
+	// The officers, first, so the web app can be watched while cases
+	// arrive. Passwords are random each run; never derived from anything
+	// public.
+	logins := []struct {
+		o    central.Officer
+		pass string
+		role string
+	}{
+		{central.Officer{Username: "reviewer", Name: "演示审核员 Demo reviewer", Role: central.RoleReviewer}, "demo-" + rand.Text()[:12], "审核员 reviewer: reviews and decides cases"},
+		{central.Officer{Username: "admin", Name: "演示管理员 Demo administrator", Role: central.RoleAdmin}, "demo-" + rand.Text()[:12], "管理员 administrator: officers, stations, settings; decides no cases"},
+	}
+	for _, l := range logins {
+		if err := c.CreateOfficer(ctx, &l.o, l.pass); err != nil {
+			return fmt.Errorf("create the demo's %s: %w", l.o.Username, err)
+		}
+	}
+	// The demo's own reads (package downloads) go through the API with the
+	// administrator's token.
+	tok, err := c.IssueToken(ctx, "admin", "plume-demo: download and verify the evidence packages")
+	if err != nil {
+		return err
+	}
+	api := client.New(c.URL(), tok, nil)
+	out.blank()
+	out.plain("Sign in at %s/login — cases appear as the station sends them:", c.URL())
+	for _, l := range logins {
+		out.plain("  %-9s password %s   (%s)", l.o.Username, l.pass, l.role)
+	}
+	out.blank()
+
 	// 2. Enrol the station.
 	st, err := config.LoadEmbedded(config.Embedded)
 	if err != nil {
@@ -154,7 +192,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else {
 		st.Cameras[0].Source = clip
 	}
-	camOpts := agent.CameraOptions{Realtime: true}
+	// The clip loops, so the camera keeps playing: the loops' passes match
+	// it, and the live view shows it while central serves.
+	camOpts := agent.CameraOptions{Realtime: true, Loop: true}
 	if len(st.Cameras) > 0 {
 		plates, err := vision.Open(vision.FindPlateModel(""), vision.Options{}, logger.With("side", "edge", "component", "plates"))
 		if err != nil {
@@ -194,37 +234,58 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if len(st.Cameras) > 0 {
-		sched := clipSchedule(truth, clipStart, st.Cameras[0].Lanes)
-		out.say("camera    %s plays %s (%.0f s, %d vehicles) in real time; the simulator sends their passes in step", st.Cameras[0].Name, clip, truth.Spec.Seconds, len(sched))
+		var sched []sim.Scheduled
+		for i := range o.Loops {
+			sched = append(sched, clipSchedule(truth, clipStart.Add(time.Duration(i)*clipLength(truth)), st.Cameras[0].Lanes)...)
+		}
+		out.say("camera    %s plays %s (%.0f s, %d vehicles) in a loop; the simulator sends the passes of %d round(s) in step (%d passes)",
+			st.Cameras[0].Name, filepath.Base(clip), truth.Spec.Seconds, len(truth.Vehicles), o.Loops, len(sched))
+		out.say("          the edge judges each pass once the camera has reported its vehicle, a few seconds after it crosses")
 		if _, err := playClipPasses(ctx, sim.Config{
 			Addr: a.AnalyserAddr(), Protocol: o.Protocol, Station: st.Station.Station, Profile: device,
 			Generator: sim.GeneratorConfig{Seed: o.Seed}, Schedule: sched, AckTimeout: 20 * time.Second,
 			Logger: logger.With("side", "simulator"),
-		}, out, len(sched)); err != nil {
+		}, out, sched, func() string {
+			as := a.Stats()
+			cs, _ := a.CameraStats()
+			return fmt.Sprintf("%d matched a vehicle on camera, %d violation candidates", cs.Matched, as.Violations)
+		}); err != nil {
 			return fmt.Errorf("simulator (clip): %w", err)
 		}
 		if cs, ok := a.CameraStats(); ok {
-			out.say("camera    %d passes matched a vehicle on camera, %d unmatched (kept)", cs.Matched, cs.Unmatched)
+			out.say("camera    %d passes matched a vehicle on camera, %d did not (kept, without images)", cs.Matched, cs.Unmatched)
 		}
 	}
+	// Then screening at volume: passes from earlier in the day on the
+	// simulator's own clock, analyser-only (their times are before the
+	// camera's, so the edge does not wait for it).
+	earlier := clipStart.Add(-2 * time.Hour).Truncate(time.Minute)
 	player := sim.NewPlayer(sim.Config{
 		Addr: a.AnalyserAddr(), Protocol: o.Protocol, Station: st.Station.Station, Profile: device,
-		Generator: sim.GeneratorConfig{Seed: o.Seed}, Rate: o.Rate, Count: o.Passes, Malformed: 3,
-		Logger: logger.With("side", "simulator"),
+		Generator: sim.GeneratorConfig{Seed: o.Seed, Now: func() time.Time { return time.Now().Add(earlier.Sub(clipStart)) }},
+		Rate:      o.Rate, Count: o.Passes, Malformed: 3, Logger: logger.With("side", "simulator"),
 	})
-	out.say("simulator plays %d passes at %.0f/s (seed %d): petrol cars and diesel trucks, a few high emitters, some invalid readings", o.Passes, o.Rate, o.Seed)
+	out.say("simulator sends %d analyser-only passes from %s on at %.0f/s (seed %d): petrol cars and diesel trucks, a few high emitters, some invalid readings",
+		o.Passes, plume.FormatTime(earlier, st.Location()), o.Rate, o.Seed)
 	out.blank()
 
 	simDone := make(chan error, 1)
 	go func() { simDone <- player.Run(ctx) }()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	progress := func() {
+	// Progress: one line a second while something changes. Central counts
+	// records (passes, device status and audits) until the summary.
+	last := ""
+	progress := func(always bool) {
 		ps, as := player.Stats(), a.Stats()
 		cs, _ := c.Stats(ctx)
-		out.say("analyser %4d/%d passes acked │ edge %3d violations, %3d invalid, %3d queued │ central %4d passes, %3d cases, %3d packages",
+		line := fmt.Sprintf("analyser %4d/%d passes acknowledged │ edge %3d violation candidates, %3d invalid, %3d queued │ central %4d records, %3d cases, %3d packages",
 			len(ps.AckedPasses), o.Passes, as.Violations, as.Invalid, as.Spool.QueuedEvidence+as.Spool.QueuedRecords,
 			cs.Records, cs.Cases, cs.PackagesBuilt)
+		if always || line != last {
+			out.say("%s", line)
+		}
+		last = line
 	}
 wait:
 	for {
@@ -235,7 +296,7 @@ wait:
 			}
 			break wait
 		case <-tick.C:
-			progress()
+			progress(false)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -259,21 +320,23 @@ wait:
 	if err != nil {
 		return err
 	}
-	progress()
+	progress(true)
 	out.blank()
 
 	// 6. Download every package and verify it offline, pinned to central's
 	// key, signed in: central's API serves no anonymous reads.
-	if _, err := agenttest.SignIn(ctx, c); err != nil {
+	cases, err := api.Cases(ctx)
+	if err != nil {
 		return err
 	}
-	cases, err := agenttest.Cases(ctx, c.URL())
+	passes, err := api.Passes(ctx)
 	if err != nil {
 		return err
 	}
 	var paths []string
+	withPlate := 0
 	for _, k := range cases {
-		p, rep, err := agenttest.DownloadPackage(ctx, c.URL(), k, pkgDir, c.PublicKey())
+		p, rep, err := api.DownloadPackage(ctx, k, pkgDir, c.PublicKey())
 		if err != nil {
 			return fmt.Errorf("case %s: %w", k.Number, err)
 		}
@@ -281,21 +344,22 @@ wait:
 			return fmt.Errorf("case %s: package failed verification", k.Number)
 		}
 		paths = append(paths, p)
+		if k.Kind != central.KindUnlinked {
+			withPlate++
+		}
 	}
 
-	as, ps := a.Stats(), player.Stats()
-	cs, _ := c.Stats(ctx)
-	out.say("Done in %s: %d passes screened at %s; %d violation candidates, %d readings invalid (weak plume, VSP, weather, device), %d malformed frames quarantined.",
-		time.Since(out.start).Round(100*time.Millisecond), len(ps.AckedPasses), st.Station.Station, as.Violations, as.Invalid, as.Analyser.MalformedTotal())
-	out.say("Central holds %d passes and %d cases; %d evidence packages built, downloaded and verified offline.", int64(cs.Records)-as.Status-as.Audits, cs.Cases, len(paths))
-	// The officers' web app: a first administrator.
-	adminPass := "demo-" + rand.Text()[:12] // random each run; never derived from anything public
-	if err := c.CreateOfficer(ctx, &central.Officer{Username: "admin", Name: "Demo administrator", Role: central.RoleAdmin}, adminPass); err != nil {
-		return fmt.Errorf("create the demo administrator: %w", err)
-	}
+	as := a.Stats()
+	out.say("Done in %s.", time.Since(out.start).Round(100*time.Millisecond))
+	out.plain("  station %s screened %d passes: %d violation candidates, %d readings invalid (weak plume, VSP, weather, device), %d malformed frames quarantined.",
+		st.Station.Station, as.Passes, as.Violations, as.Invalid, as.Analyser.MalformedTotal())
+	out.plain("  central holds those %d passes and %d cases: %d with a plate (the reviewer's queue), %d unlinked (no plate read; set aside in the queue).",
+		len(passes), len(cases), withPlate, len(cases)-withPlate)
+	out.plain("  %d evidence packages built, downloaded and verified offline.", len(paths))
 	out.blank()
 	out.plain("Where to look")
-	out.plain("  web app       %s/login   (user admin, password %s; add reviewers on the Officers page)", c.URL(), adminPass)
+	out.plain("  web app       %s/login   (%s / %s, or %s / %s: see above)", c.URL(), logins[0].o.Username, logins[0].pass, logins[1].o.Username, logins[1].pass)
+	out.plain("  live camera   %s/live/%s", c.URL(), st.Station.Station)
 	out.plain("  cases         %s/api/v1/cases   (signed in)", c.URL())
 	if len(cases) > 0 {
 		out.plain("  one case      %s/api/v1/cases/%s", c.URL(), cases[0].ID)
@@ -311,7 +375,11 @@ wait:
 			out.plain("  … and %d more", len(cases)-i)
 			break
 		}
-		out.plain("  %s  %s", paths[i], shorten(k.Summary, 90))
+		plate := k.Plate
+		if plate == "" {
+			plate = "未识别 no plate"
+		}
+		out.plain("  %s  %-16s %s", filepath.Base(paths[i]), plate, shorten(withoutCitation(k.Summary), 90))
 	}
 	if len(paths) > 0 {
 		out.blank()
@@ -326,11 +394,29 @@ wait:
 	return nil
 }
 
-func shorten(s string, n int) string {
-	if r := []rune(s); len(r) > n {
-		return string(r[:n-1]) + "…"
+// withoutCitation drops a verdict summary's closing citation of standard
+// and profile ("… (HJ 845-2017, profile …)"), which the package holds.
+func withoutCitation(s string) string {
+	if i := strings.LastIndex(s, " ("); i > 0 && strings.HasSuffix(s, ")") && strings.Contains(s[i:], "profile ") {
+		return s[:i]
 	}
 	return s
+}
+
+// shorten cuts s to at most n runes at a word boundary, marking the cut.
+func shorten(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	cut := n - 1
+	for i := cut; i > n/2; i-- {
+		if r[i] == ' ' {
+			cut = i
+			break
+		}
+	}
+	return strings.TrimRight(string(r[:cut]), " ,;:(") + " …"
 }
 
 // printer writes progress lines stamped with the time since start.
