@@ -35,6 +35,12 @@ func (s *Spool) usage() int64 {
 	return used
 }
 
+// dbFreeBytes returns the bytes of spool.db's free pages.
+func (s *Spool) dbFreeBytes() int64 {
+	st := s.db.Stats()
+	return int64(st.FreePageN+st.PendingPageN) * int64(s.db.Info().PageSize)
+}
+
 // room returns how many more bytes fit, or -1 for no known limit. Call with
 // s.mu held.
 func (s *Spool) room() int64 {
@@ -99,11 +105,23 @@ func (s *Spool) ensureSpace(ctx context.Context, need int64) error {
 	fits := func() bool {
 		if s.pressure {
 			// ENOSPC was seen: trust the file system's free space, with
-			// a margin, or nothing until something was removed.
-			if free, ok := freeBytes(s.dir); !ok || free < need+pressureMargin {
+			// a margin (smaller on a small file system), or nothing until
+			// something was removed.
+			// Free pages inside spool.db are room too: bbolt reuses them
+			// before it grows the file.
+			free, total, ok := fsBytes(s.dir)
+			if !ok || free+s.dbFreeBytes() < need+min(pressureMargin, total/32) {
 				return false
 			}
 			s.pressure = false
+		}
+		if s.reserveGone {
+			// The reserve was spent on recording deliveries: producers
+			// leave its size free until it is written again.
+			s.keepReserve()
+			if free, ok := freeBytes(s.dir); s.reserveGone && (!ok || free < need+s.reserve) {
+				return false
+			}
 		}
 		r := s.room()
 		return r < 0 || r >= need
@@ -289,7 +307,8 @@ func (s *Spool) gcLocked(ctx context.Context, ignoreGrace bool) error {
 		}
 	}
 	var files []string
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.updateFreeing(func(tx *bolt.Tx) error {
+		files = files[:0]
 		var dead [][]byte
 		mb := tx.Bucket(bktMedia)
 		c := mb.Cursor()
@@ -367,6 +386,9 @@ func (s *Spool) gcLocked(ctx context.Context, ignoreGrace bool) error {
 		if len(f) > 0 && !isEvidenceFile(f) {
 			s.mediaRemoved.Add(1)
 		}
+	}
+	if s.reserveGone {
+		s.keepReserve()
 	}
 	return ctx.Err()
 }

@@ -19,6 +19,9 @@
 //	              delivered, so these files alone rebuild the record outbox
 //	quarantine/   files the start-up reconciliation would not trust; never
 //	              deleted by the spool
+//	reserve       min(1 MiB, 1/32 of the file system) of real blocks, given
+//	              up when recording a delivery meets ENOSPC (recording frees
+//	              space, but needs some) and written again once there is room
 //
 // # Write order
 //

@@ -185,17 +185,27 @@ func TestSegmentsFreedAfterDelivery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.MarkRecordsDelivered(ctx, items); err != nil {
+	if err := s.MarkRecordsDelivered(ctx, items[:49]); err != nil {
 		t.Fatal(err)
+	}
+	if got := segs(); len(got) != 1 {
+		t.Fatalf("segment with an undelivered record: %v", got)
+	}
+	// The last delivery frees the segment at once, even the one being
+	// appended to.
+	if err := s.MarkRecordsDelivered(ctx, items[49:]); err != nil {
+		t.Fatal(err)
+	}
+	if got := segs(); len(got) != 0 {
+		t.Fatalf("delivered segments kept: %v", got)
+	}
+	if st := s.Stats(); st.Bytes > 64<<10 {
+		t.Fatalf("spool still uses %d bytes", st.Bytes)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// The segment being appended to stays until the next Open.
 	s = spooltest.OpenDir(t, dir, spool.Options{})
-	if got := segs(); len(got) != 0 {
-		t.Fatalf("delivered segments kept: %v", got)
-	}
 	if err := s.AddRecord(ctx, spooltest.Record(t0.Add(time.Hour), plume.OutcomePass)); err != nil {
 		t.Fatal(err)
 	}

@@ -198,6 +198,11 @@ func (s *Spool) AddRecord(ctx context.Context, rec plume.Record) error {
 		return enqueueRecord(tx, &recordEntry{Record: rec, Seg: seg}, s.now())
 	})
 	if err != nil {
+		// The record was not taken (the analyser resends it): its frame
+		// must not keep the segment, nor be queued by a rebuild.
+		s.mu.Lock()
+		s.settleSegments(map[uint64][]string{seg: {rec.ID}})
+		s.mu.Unlock()
 		return fmt.Errorf("add record %s: %w", rec.ID, s.fullErr(err))
 	}
 	s.wake()
@@ -341,7 +346,9 @@ func (s *Spool) MarkEvidenceDelivered(ctx context.Context, id plume.EvidenceID) 
 	}
 	now := s.now()
 	var done bool
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	s.mu.Lock()
+	err := s.updateFreeing(func(tx *bolt.Tx) error {
+		done = false
 		st, err := getSeen(tx, KindEvidence, string(id))
 		if err != nil || st.State != stateQueued {
 			return err
@@ -363,6 +370,7 @@ func (s *Spool) MarkEvidenceDelivered(ctx context.Context, id plume.EvidenceID) 
 		}
 		return putJSON(tx.Bucket(bktSeen), seenKey(KindEvidence, string(id)), seenEntry{State: stateDelivered, At: now.UTC()})
 	})
+	s.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("mark delivered %s: %w", id, err)
 	}
@@ -394,8 +402,9 @@ func (s *Spool) MarkRecordsDelivered(ctx context.Context, items []RecordItem) er
 	now := s.now()
 	n := 0
 	settled := map[uint64][]string{}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.updateFreeing(func(tx *bolt.Tx) error {
 		clear(settled)
+		n = 0
 		b, seen := tx.Bucket(bktRecords), tx.Bucket(bktSeen)
 		for _, it := range items {
 			var r recordEntry
@@ -436,7 +445,7 @@ func (s *Spool) DeadLetter(ctx context.Context, kind Kind, id, reason string) er
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now().UTC()
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.updateFreeing(func(tx *bolt.Tx) error {
 		st, err := getSeen(tx, kind, id)
 		if err != nil {
 			return err

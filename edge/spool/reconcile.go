@@ -51,6 +51,8 @@ func (s *Spool) reconcile(ctx context.Context) error {
 		return err
 	}
 	s.fileBytes = n
+	s.reserve = reserveSize(s.dir)
+	s.keepReserve()
 	st := s.Stats()
 	s.log.Info("spool open", "dir", s.dir, "queued_evidence", st.QueuedEvidence, "queued_records", st.QueuedRecords,
 		"dead_letters", st.DeadLetters, "missing_media", st.MissingMedia, "orphans_quarantined", st.OrphansQuarantined,

@@ -151,6 +151,9 @@ func readFrames(path string) ([][]byte, int, error) {
 	return p, bad, nil
 }
 
+// Note: settle retires the current segment once all its records are
+// settled, so with a working uplink segments stay small.
+
 // append writes payload as one frame to the current segment and syncs it.
 // It returns the segment and the bytes added to the directory. A failed
 // write is cut off again, so the next frame starts clean.
@@ -223,7 +226,14 @@ func (l *segLog) settle(ids map[uint64][]string) (freed int64, err error) {
 			continue
 		}
 		l.live[seg] -= len(list)
-		if l.live[seg] <= 0 && seg != l.cur {
+		if l.live[seg] <= 0 {
+			if seg == l.cur {
+				// Everything in the current segment is settled: start a
+				// new one, so delivered records free their space now
+				// rather than at the next rotation.
+				l.f.Close()
+				l.f, l.size, l.cur = nil, 0, 0
+			}
 			freed += l.removeSegment(seg)
 			continue
 		}

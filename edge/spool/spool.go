@@ -84,16 +84,18 @@ type Spool struct {
 	now    func() time.Time
 	notify chan struct{}
 
-	mu         sync.Mutex // guards the fields below and serialises space-making
-	fileBytes  int64      // bytes of files under media/, evidence/ and quarantine/
-	recentPuts map[string]time.Time
-	leased     map[uint64]bool // record seqs handed to the consumer and not yet settled
-	missing    map[plume.EvidenceID][]string
-	lastGC     time.Time
-	scrubNext  string          // media digest the next Scrub starts from
-	lastScrub  ScrubResult     // what the last Scrub found
-	damaged    map[string]bool // media Scrub found damaged
-	pressure   bool            // the file system reported ENOSPC; cleared once room is made
+	mu          sync.Mutex // guards the fields below and serialises space-making
+	fileBytes   int64      // bytes of files under media/, evidence/ and quarantine/
+	recentPuts  map[string]time.Time
+	leased      map[uint64]bool // record seqs handed to the consumer and not yet settled
+	missing     map[plume.EvidenceID][]string
+	lastGC      time.Time
+	scrubNext   string          // media digest the next Scrub starts from
+	lastScrub   ScrubResult     // what the last Scrub found
+	damaged     map[string]bool // media Scrub found damaged
+	pressure    bool            // the file system reported ENOSPC; cleared once room is made
+	reserve     int64           // size of the disk reserve (reserve.go); 0 for none
+	reserveGone bool            // the reserve was released and is not yet back
 
 	unreachable        atomic.Bool // the uplink reported central unreachable
 	closed             atomic.Bool

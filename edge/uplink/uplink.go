@@ -305,11 +305,14 @@ func (u *Uplink) Run(ctx context.Context) error {
 		u.mu.Unlock()
 	}()
 
-	failures := 0
+	failures, centralFails := 0, 0
 	for {
 		worked, err := u.step(ctx)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if err == nil {
+			centralFails = 0
 		}
 		wait := time.Duration(0)
 		switch {
@@ -317,8 +320,14 @@ func (u *Uplink) Run(ctx context.Context) error {
 			failures++
 			u.failures.Add(1)
 			u.setErr(err)
-			if failures == unreachableAfter {
-				u.cfg.Spool.SetCentralReachable(false)
+			// Only central's failures count: a local error (a full disk)
+			// says nothing about central, and must not let the spool fold
+			// passes.
+			if errors.Is(err, errTransient) {
+				centralFails++
+				if centralFails == unreachableAfter {
+					u.cfg.Spool.SetCentralReachable(false)
+				}
 			}
 			wait = jitter(u.cfg.BackoffMin, u.cfg.BackoffMax, failures-1)
 			u.log.Warn("delivery failed; will retry", "err", err, "wait", wait)
@@ -407,8 +416,9 @@ func (u *Uplink) ok() {
 	u.cfg.Spool.SetCentralReachable(true)
 }
 
-// unreachableAfter is how many deliveries in a row must fail before the
-// spool is told central is unreachable (and may fold pass records).
+// unreachableAfter is how many deliveries in a row must fail at central
+// (transport errors, 5xx) before the spool is told central is unreachable
+// (and may fold pass records).
 const unreachableAfter = 3
 
 // step delivers the oldest evidence item, or else one batch of records. It

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -178,4 +179,103 @@ func runCorruptSpool(t *testing.T, spoil func(*testing.T, string)) {
 	}
 	cases := checkCentralOnce(t, ctx, c.URL(), ids)
 	t.Logf("%d acknowledged passes, all at central once; %d cases", len(ids), cases)
+}
+
+// TestFullDiskChaos is issue 18's "full disk" row: the edge's data lives
+// on a 3 MiB tmpfs filled to its last 640 KiB while central is up. Passes
+// the spool cannot take are refused (not acknowledged) and resent by the
+// simulator; none is folded into a summary, so every acknowledged pass
+// reaches central as a pass row, exactly once. It needs root (mount) and
+// is skipped without it.
+func TestFullDiskChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault test; skipped with -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	edgeDir := filepath.Join(dir, "edge")
+	if err := os.MkdirAll(edgeDir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec.Command("mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", edgeDir).Run(); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v", err)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", edgeDir).Run() })
+	t.Cleanup(func() {
+		logTail(t, filepath.Join(dir, "edge.log"))
+		if t.Failed() {
+			out, _ := exec.Command("sh", "-c", "du -ab "+edgeDir+" | sort -n | tail -15; df -B1 "+edgeDir).CombinedOutput()
+			t.Logf("edge data:\n%s", out)
+		}
+	})
+	c := agenttest.StartCentral(t, filepath.Join(dir, "central"), "127.0.0.1:0")
+	agenttest.Enroll(t, c, edgeDir)
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(edgeDir, &fs); err != nil {
+		t.Fatal(err)
+	}
+	free := int64(fs.Bavail) * int64(fs.Bsize)
+	if err := os.WriteFile(filepath.Join(edgeDir, "filler"), make([]byte, free-640<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	analyserAddr := agenttest.FreeAddr(t)
+	cfgPath := writeStation(t, dir, edgeDir, analyserAddr)
+	log, err := os.Create(filepath.Join(dir, "edge.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	edge := startEdge(t, cfgPath, log)
+	defer func() {
+		edge.cmd.Process.Signal(syscall.SIGKILL)
+		<-edge.done
+	}()
+
+	const passes = 300
+	player := sim.NewPlayer(sim.Config{
+		Addr: analyserAddr, Protocol: analyser.ProtocolHJ212, Station: agenttest.Station, Profile: agenttest.DeviceProfile(t),
+		Generator: sim.GeneratorConfig{Seed: 3}, Count: passes, Rate: 300,
+		AckTimeout: 2 * time.Second, Backoff: analyser.Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond},
+		Logger: agenttest.Logger(t).With("side", "sim"),
+	})
+	if err := player.Run(ctx); err != nil {
+		t.Fatalf("simulator: %v", err)
+	}
+	acked := map[plume.PassID]bool{}
+	for _, id := range player.Stats().AckedPasses {
+		acked[id] = true
+	}
+	if len(acked) != passes {
+		t.Fatalf("simulator got %d distinct acknowledged passes, want %d", len(acked), passes)
+	}
+	agenttest.WaitFor(t, 90*time.Second, "every acknowledged pass at central", func() (bool, string) {
+		rows, err := agenttest.Passes(ctx, c.URL())
+		n := 0
+		for _, p := range rows {
+			if acked[p.ID] {
+				n++
+			}
+		}
+		return err == nil && n >= len(acked), fmt.Sprintf("%d of %d acknowledged passes at central %v", n, len(acked), err)
+	})
+	if err := c.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]plume.PassID, 0, len(acked))
+	for id := range acked {
+		ids = append(ids, id)
+	}
+	cases := checkCentralOnce(t, ctx, c.URL(), ids)
+	t.Logf("%d acknowledged passes, all at central once as pass rows; %d cases; %d resends by the simulator",
+		len(ids), cases, player.Stats().Resends)
+}
+
+// logTail shows the end of the edge's log when a test failed.
+func logTail(t *testing.T, path string) {
+	if !t.Failed() {
+		return
+	}
+	b, _ := os.ReadFile(path)
+	t.Logf("edge log (end):\n%s", b[max(0, len(b)-6000):])
 }
