@@ -259,14 +259,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Then screening at volume: passes from earlier in the day on the
 	// simulator's own clock, analyser-only (their times are before the
 	// camera's, so the edge does not wait for it).
-	earlier := clipStart.Add(-2 * time.Hour).Truncate(time.Minute)
+	offset := -2 * time.Hour
+	earlier := time.Now().Add(offset)
+	// One tampering episode for the integrity rules to find: for about 20
+	// passes the analyser sends one constant NO value (恒值).
+	tamperFrom := earlier.Add(time.Second)
+	tamper := &sim.Tamper{Kind: sim.TamperConstant, Field: "no", Value: 312, From: tamperFrom, To: tamperFrom.Add(time.Duration(20 / o.Rate * float64(time.Second)))}
 	player := sim.NewPlayer(sim.Config{
 		Addr: a.AnalyserAddr(), Protocol: o.Protocol, Station: st.Station.Station, Profile: device,
-		Generator: sim.GeneratorConfig{Seed: o.Seed, Now: func() time.Time { return time.Now().Add(earlier.Sub(clipStart)) }},
+		Generator: sim.GeneratorConfig{Seed: o.Seed, Now: func() time.Time { return time.Now().Add(offset) }, Tamper: tamper},
 		Rate:      o.Rate, Count: o.Passes, Malformed: 3, Logger: logger.With("side", "simulator"),
 	})
 	out.say("simulator sends %d analyser-only passes from %s on at %.0f/s (seed %d): petrol cars and diesel trucks, a few high emitters, some invalid readings",
 		o.Passes, plume.FormatTime(earlier, st.Location()), o.Rate, o.Seed)
+	out.say("          with one tampering episode: for about 20 passes the analyser reports NO as a constant 312 ppm (恒值), for the integrity rules")
 	out.blank()
 
 	simDone := make(chan error, 1)
@@ -390,6 +396,32 @@ wait:
 	}
 	out.blank()
 	out.plain("Central and the station keep running; press Ctrl-C to stop.")
+	if len(st.Cameras) > 0 {
+		// The analyser stays connected and the station healthy: it keeps
+		// sending the passes of the clip's clean cars, in step with the
+		// looping camera (new passes for the dashboard, no new cases).
+		from := clipStart.Add(time.Duration(o.Loops) * clipLength(truth))
+		for from.Before(time.Now()) {
+			from = from.Add(clipLength(truth))
+		}
+		var keep []sim.Scheduled
+		for i := range int(24 * time.Hour / max(clipLength(truth), time.Second)) {
+			for _, p := range clipSchedule(truth, from.Add(time.Duration(i)*clipLength(truth)), st.Cameras[0].Lanes) {
+				if p.Fuel == plume.FuelPetrol && !p.Exceed {
+					keep = append(keep, p)
+				}
+			}
+		}
+		out.plain("The analyser keeps sending the passes of the clip's clean cars in step with the camera (no new cases), so the station stays healthy.")
+		err := sim.NewPlayer(sim.Config{
+			Addr: a.AnalyserAddr(), Protocol: o.Protocol, Station: st.Station.Station, Profile: device,
+			Generator: sim.GeneratorConfig{Seed: o.Seed + 1}, Schedule: keep, AckTimeout: 20 * time.Second,
+			Logger: logger.With("side", "simulator"),
+		}).Run(ctx)
+		if err != nil && ctx.Err() == nil {
+			return fmt.Errorf("simulator (keep-alive): %w", err)
+		}
+	}
 	<-ctx.Done()
 	return nil
 }
