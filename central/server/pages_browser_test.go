@@ -41,6 +41,26 @@ func newPageSite(t *testing.T) pageSite {
 	return pageSite{url: r.s.URL(), user: "admin", pass: pw, cases: []plume.CaseID{smoke, plated}, stations: []plume.StationID{r.a.Station, r.b.Station}}
 }
 
+// caseIDs returns the site's cases to open: the rig's, or the first two
+// the queue of a running central lists.
+func (s pageSite) caseIDs(t *testing.T, ctx context.Context) []plume.CaseID {
+	if len(s.cases) > 0 {
+		return s.cases
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.url+"/queue?kind=all"), chromedp.WaitVisible("#queue")); err != nil {
+		t.Fatalf("queue: %v", err)
+	}
+	ids, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...new Set([...document.querySelectorAll('#queue a[href^="/cases/"]')].map(a => a.getAttribute('href').split('?')[0].slice(7)))].slice(0, 3)`))
+	if err != nil {
+		t.Fatalf("queue links: %v", err)
+	}
+	var out []plume.CaseID
+	for _, id := range ids {
+		out = append(out, plume.CaseID(id))
+	}
+	return out
+}
+
 // browserCtx starts headless Chromium at the given window width.
 func browserCtx(t *testing.T, width int) context.Context {
 	bin := chromium(t)
@@ -89,31 +109,28 @@ func (a box) overlaps(b box) bool {
 func TestBrowserNavFits(t *testing.T) {
 	site := newPageSite(t)
 	dir := shotDir(t)
-	pages := []string{"/queue", "/vehicles", "/dashboard", "/stations", "/alerts", "/audit", "/admin/officers"}
-	for _, id := range site.cases {
-		pages = append(pages, "/cases/"+string(id))
-	}
-	for _, st := range site.stations[:1] {
-		pages = append(pages, "/stations/"+string(st))
-	}
 	for _, width := range []int{1024, 1280, 1400, 1920} {
 		t.Run(fmt.Sprint(width), func(t *testing.T) {
-			pages := pages
-			if width != 1400 { // the header is the same on every page
-				pages = []string{"/queue", pages[len(pages)-2]}
-			}
 			ctx := browserCtx(t, width)
 			if err := chromedp.Do(ctx, chromedp.Navigate(site.url+"/login"), chromedp.WaitVisible("#username"),
 				chromedp.SendKeys("#username", site.user), chromedp.SendKeys("#password", site.pass),
 				chromedp.Click("#login-button"), chromedp.WaitVisible("main")); err != nil {
 				t.Fatalf("sign in: %v", err)
 			}
+			pages := []string{"/queue", "/queue?kind=unlinked", "/vehicles", "/dashboard", "/stations", "/alerts", "/audit", "/admin/officers"}
+			for _, id := range site.caseIDs(t, ctx) {
+				pages = append(pages, "/cases/"+string(id))
+			}
+			pages = append(pages, "/stations/"+string(site.stations[0]))
+			if width != 1400 { // the header is the same on every page
+				pages = []string{"/queue", pages[len(pages)-2]}
+			}
 			for _, pg := range pages {
 				if err := chromedp.Do(ctx, chromedp.Navigate(site.url+pg), chromedp.WaitVisible("body")); err != nil {
 					t.Fatalf("%s: %v", pg, err)
 				}
 				time.Sleep(300 * time.Millisecond)
-				name := strings.NewReplacer("/", "_").Replace(strings.TrimPrefix(pg, "/"))
+				name := strings.NewReplacer("/", "_", "?", "_", "=", "-").Replace(strings.TrimPrefix(pg, "/"))
 				if buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(90)); err == nil {
 					os.WriteFile(filepath.Join(dir, fmt.Sprintf("%d-%s.jpg", width, name)), buf, 0o644)
 				}

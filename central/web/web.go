@@ -87,6 +87,8 @@ var funcs = template.FuncMap{
 		}
 		return plume.FormatTime(t, zone)
 	},
+	"custody":  central.ActionLabel,
+	"sub":      func(a, b int) int { return a - b },
 	"zoneName": func() string { return plume.ZoneLabel(time.Now(), zone) },
 	"upper":    func(v any) string { return strings.ToUpper(fmt.Sprint(v)) },
 	"num":      func(v float64) string { return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.2f", v), "0"), ".") },
