@@ -175,3 +175,31 @@ func TestBrowserNavFits(t *testing.T) {
 		})
 	}
 }
+
+// TestBrowserQueueNewCases: a queue left open notices a case that arrived
+// after it was drawn and says so, without moving its rows.
+func TestBrowserQueueNewCases(t *testing.T) {
+	r := newRig(t)
+	r.putCase(t, r.a, time.Now().Add(-time.Hour), "粤B20001", nil)
+	ctx := browserCtx(t, 1400)
+	if err := chromedp.Do(ctx, chromedp.Navigate(r.s.URL()+"/login"), chromedp.WaitVisible("#username"),
+		chromedp.SendKeys("#username", "li.wei"), chromedp.SendKeys("#password", pw),
+		chromedp.Click("#login-button"), chromedp.WaitVisible("#queue")); err != nil {
+		t.Fatalf("sign in: %v", err)
+	}
+	hidden, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById('new-cases').hidden`))
+	if err != nil || !hidden {
+		t.Fatalf("new-cases notice shown before any new case (%v)", err)
+	}
+	r.putCase(t, r.a, time.Now().Add(-30*time.Minute), "粤B20002", nil)
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(window.plumeQueueCheck(), true)`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`!document.getElementById('new-cases').hidden`, chromedp.WithPollingTimeout(5*time.Second))); err != nil {
+		t.Fatalf("no new-cases notice: %v", err)
+	}
+	rows, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#queue tbody tr[data-href]').length`))
+	if err != nil || rows != 1 {
+		t.Errorf("the queue redrew itself: %d rows (%v)", rows, err)
+	}
+}
