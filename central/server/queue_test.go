@@ -93,3 +93,26 @@ func TestQueuePagingRangesAndNext(t *testing.T) {
 		t.Errorf("reject without a queue went to %q", loc)
 	}
 }
+
+// TestVehiclesListsRecent: the vehicles page, before any plate is typed,
+// lists the plates of the latest cases with their newest case.
+func TestVehiclesListsRecent(t *testing.T) {
+	r := newRig(t)
+	at := time.Now().Add(-2 * time.Hour)
+	first := r.putCase(t, r.a, at, "粤B30001", nil)
+	second := r.putCase(t, r.a, at.Add(time.Minute), "粤B30001", nil)
+	r.putCase(t, r.a, at.Add(2*time.Minute), "粤B30002", nil)
+	r.putCase(t, r.a, at.Add(3*time.Minute), "", nil)
+	b := r.login(t, "li.wei")
+	_, page := b.get("/vehicles")
+	tbl := regexp.MustCompile(`(?s)<table class="grid" id="recent-vehicles">.*?</table>`).FindString(page)
+	if tbl == "" {
+		t.Fatal("vehicles page lists no recent vehicles")
+	}
+	if n := strings.Count(tbl, `<a href="/vehicles?plate=`); n != 2 {
+		t.Errorf("%d plates listed, want 2", n)
+	}
+	if !strings.Contains(tbl, "/cases/"+string(second)) || strings.Contains(tbl, "/cases/"+string(first)) {
+		t.Error("a plate's row does not link its newest case")
+	}
+}

@@ -404,10 +404,46 @@ func (h *Handler) vehicles(w http.ResponseWriter, r *http.Request, p *auth.Princ
 			}
 		}
 	}
+	// Without a plate the page lists the vehicles of the latest cases.
+	var recent []recentVehicle
+	if plate == "" {
+		f := central.CaseFilter{ExcludeKind: central.KindUnlinked, Limit: 200}
+		p.Officer.ScopeCases(&f)
+		cases, _, err := h.cfg.Store.Cases(r.Context(), f)
+		if err != nil {
+			h.fail(w, r, p, err)
+			return
+		}
+		seen := map[string]int{}
+		for _, c := range cases {
+			if c.Plate == "" {
+				continue
+			}
+			if i, ok := seen[c.Plate]; ok {
+				recent[i].Cases++
+				continue
+			}
+			if len(recent) == 50 {
+				continue
+			}
+			seen[c.Plate] = len(recent)
+			recent = append(recent, recentVehicle{Plate: c.Plate, Colour: c.PlateColour, Last: c, Cases: 1})
+		}
+	}
 	h.render(w, http.StatusOK, "vehicles", struct {
 		view
 		Plate        string
 		History      []central.VehicleEntry
 		StationCount int
-	}{h.base(p, "Vehicle file", "vehicles", r), plate, hist, len(stations)})
+		Recent       []recentVehicle
+	}{h.base(p, "一车一档 Vehicle file", "vehicles", r), plate, hist, len(stations), recent})
+}
+
+// recentVehicle is one plate among the latest cases: its newest case and
+// how many of the latest cases are its.
+type recentVehicle struct {
+	Plate  string
+	Colour plume.PlateColour
+	Last   *central.Case
+	Cases  int
 }
