@@ -116,3 +116,25 @@ func TestVehiclesListsRecent(t *testing.T) {
 		t.Error("a plate's row does not link its newest case")
 	}
 }
+
+// TestDashboardYoungInstall: on a fresh install the dashboard spans its
+// first week, not 30 days of nothing, and shows the supervisor's figures:
+// exceedance rate, cases opened, approved, exported and closed, per day.
+func TestDashboardYoungInstall(t *testing.T) {
+	r := newRig(t)
+	r.putCase(t, r.a, time.Now().Add(-time.Hour), "粤B40001", nil)
+	b := r.login(t, "zhang.min")
+	_, page := b.get("/dashboard")
+	weekAgo := time.Now().In(time.FixedZone("UTC+8", 8*3600)).AddDate(0, 0, -6).Format("2006-01-02")
+	if !strings.Contains(page, `name="from" value="`+weekAgo+`"`) {
+		t.Errorf("dashboard does not start a week back (%s)", weekAgo)
+	}
+	for _, want := range []string{"超标率 Exceedance rate", "立案 · 批准 · 移送 · 结案", `id="per-day"`, "一氧化氮 NO"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("dashboard lacks %q", want)
+		}
+	}
+	if m := regexp.MustCompile(`(?s)<table class="grid" id="per-day">.*?</table>`).FindString(page); strings.Count(m, "<tr><td>20") != 1 {
+		t.Errorf("per-day table does not list the one day with activity:\n%s", m)
+	}
+}

@@ -152,6 +152,7 @@ var funcs = template.FuncMap{
 		return string(s)
 	},
 	"meanExport": func(d central.DayStats) string { return meanExport(&d) },
+	"closed":     func(d central.DayStats) int { return closed(&d) },
 	"hasPrefix":  strings.HasPrefix,
 	"polN":       func(m map[plume.Pollutant]int, p string) int { return m[plume.Pollutant(p)] },
 	"dispN":      func(m map[central.DispositionOutcome]int, d string) int { return m[central.DispositionOutcome(d)] },
