@@ -47,7 +47,7 @@ func (s pageSite) caseIDs(t *testing.T, ctx context.Context) []plume.CaseID {
 	if len(s.cases) > 0 {
 		return s.cases
 	}
-	if err := chromedp.Do(ctx, chromedp.Navigate(s.url+"/queue?kind=all"), chromedp.WaitVisible("#queue")); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.url+"/queue"), chromedp.WaitVisible("#queue")); err != nil {
 		t.Fatalf("queue: %v", err)
 	}
 	ids, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...new Set([...document.querySelectorAll('#queue a[href^="/cases/"]')].map(a => a.getAttribute('href').split('?')[0].slice(7)))].slice(0, 3)`))
@@ -201,5 +201,47 @@ func TestBrowserQueueNewCases(t *testing.T) {
 	rows, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#queue tbody tr[data-href]').length`))
 	if err != nil || rows != 1 {
 		t.Errorf("the queue redrew itself: %d rows (%v)", rows, err)
+	}
+}
+
+// TestBrowserLiveLinked: the live view is reached by links (the station
+// page's, then the case page's) and wears the app's header; against a
+// running demo ($PLUME_SCREENSHOT_URL) it must also decode frames of the
+// camera the demo plays.
+func TestBrowserLiveLinked(t *testing.T) {
+	site := newPageSite(t)
+	ctx := browserCtx(t, 1400)
+	if err := chromedp.Do(ctx, chromedp.Navigate(site.url+"/login"), chromedp.WaitVisible("#username"),
+		chromedp.SendKeys("#username", site.user), chromedp.SendKeys("#password", site.pass),
+		chromedp.Click("#login-button"), chromedp.WaitVisible("main")); err != nil {
+		t.Fatalf("sign in: %v", err)
+	}
+	st := string(site.stations[0])
+	if err := chromedp.Do(ctx, chromedp.Navigate(site.url+"/stations/"+st), chromedp.WaitVisible("#live-link"),
+		chromedp.Click("#live-link"), chromedp.WaitVisible("#video")); err != nil {
+		t.Fatalf("station page → live view: %v", err)
+	}
+	if ids := site.caseIDs(t, ctx); len(ids) > 0 {
+		if err := chromedp.Do(ctx, chromedp.Navigate(site.url+"/cases/"+string(ids[0])), chromedp.WaitVisible("#live-link"),
+			chromedp.Click("#live-link"), chromedp.WaitVisible("#video")); err != nil {
+			t.Fatalf("case page → live view: %v", err)
+		}
+	}
+	state, err := chromedp.Run(ctx, chromedp.Text("#state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	header, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!document.querySelector('header.top nav a.on')`))
+	if err != nil || !header || !strings.ContainsAny(state, "连已站重") {
+		t.Errorf("live page: app header %v, state %q (want Chinese)", header, state)
+	}
+	if os.Getenv("PLUME_SCREENSHOT_URL") != "" {
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`window.plumeLive.framesDecoded > 10`, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+			st, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(window.plumeLive)`))
+			t.Fatalf("live view decoded no frames of the demo's camera: %v; %s", err, st)
+		}
+	}
+	if buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(90)); err == nil {
+		os.WriteFile(filepath.Join(shotDir(t), "1400-live.jpg"), buf, 0o644)
 	}
 }

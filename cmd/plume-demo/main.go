@@ -207,11 +207,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	clipStart := time.Now().Add(2 * time.Second).Truncate(100 * time.Millisecond)
 	camOpts.Start = clipStart
-	a, err := agent.Open(ctx, agent.Config{
+	acfg := agent.Config{
 		Station: st, Enrollment: enr, Logger: logger.With("side", "edge"),
 		AnalyserAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0", UplinkPoll: 200 * time.Millisecond,
 		Cameras: camOpts,
-	})
+	}
+	// Live view as the station file asks (plume-edge does the same), so
+	// the officers can watch the camera the demo plays.
+	if l := st.Live; l.Enabled {
+		acfg.Live = agent.LiveConfig{Enabled: true, UDPPort: l.UDPPort, RelayOnly: l.RelayOnly, BitrateKbps: l.BitrateKbps}
+		if len(l.STUN) > 0 {
+			acfg.Live.ICEServers = []plume.LiveICEServer{{URLs: l.STUN}}
+		}
+	}
+	a, err := agent.Open(ctx, acfg)
 	if err != nil {
 		return fmt.Errorf("start edge: %w", err)
 	}
