@@ -235,6 +235,11 @@ func TestBrowserLiveLinked(t *testing.T) {
 	if err != nil || !header || !strings.ContainsAny(state, "连已站重") {
 		t.Errorf("live page: app header %v, state %q (want Chinese)", header, state)
 	}
+	// The app's stylesheet applies (the page's CSP once blocked it).
+	bg, err := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.querySelector('header.top')).backgroundColor`))
+	if err != nil || bg != "rgb(22, 52, 96)" {
+		t.Errorf("live page header background %q (%v), want the app's navy", bg, err)
+	}
 	if os.Getenv("PLUME_SCREENSHOT_URL") != "" {
 		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`window.plumeLive.framesDecoded > 10`, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
 			st, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(window.plumeLive)`))

@@ -394,7 +394,7 @@ wait:
 		if plate == "" {
 			plate = "未识别 no plate"
 		}
-		out.plain("  %s  %-16s %s", filepath.Base(paths[i]), plate, shorten(withoutCitation(k.Summary), 90))
+		out.plain("  %s  %s %s", filepath.Base(paths[i]), padCells(plate, 16), shorten(withoutCitation(k.Summary), 90))
 	}
 	if len(paths) > 0 {
 		out.blank()
@@ -442,6 +442,19 @@ func withoutCitation(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// padCells pads s with spaces to n terminal cells: a CJK character takes
+// two, so columns line up after Chinese plates.
+func padCells(s string, n int) string {
+	w := 0
+	for _, r := range s {
+		w++
+		if r >= 0x2e80 {
+			w++
+		}
+	}
+	return s + strings.Repeat(" ", max(0, n-w))
 }
 
 // shorten cuts s to at most n runes at a word boundary, marking the cut.
