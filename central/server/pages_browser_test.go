@@ -217,15 +217,23 @@ func TestBrowserLiveLinked(t *testing.T) {
 		t.Fatalf("sign in: %v", err)
 	}
 	st := string(site.stations[0])
-	if err := chromedp.Do(ctx, chromedp.Navigate(site.url+"/stations/"+st), chromedp.WaitVisible("#live-link"),
-		chromedp.Click("#live-link"), chromedp.WaitVisible("#video")); err != nil {
-		t.Fatalf("station page → live view: %v", err)
-	}
-	if ids := site.caseIDs(t, ctx); len(ids) > 0 {
-		if err := chromedp.Do(ctx, chromedp.Navigate(site.url+"/cases/"+string(ids[0])), chromedp.WaitVisible("#live-link"),
-			chromedp.Click("#live-link"), chromedp.WaitVisible("#video")); err != nil {
-			t.Fatalf("case page → live view: %v", err)
+	// Follow each page's live-view link (its href, as a click would).
+	follow := func(from string) {
+		t.Helper()
+		if err := chromedp.Do(ctx, chromedp.Navigate(site.url+from), chromedp.WaitVisible("#live-link")); err != nil {
+			t.Fatalf("%s: %v", from, err)
 		}
+		href, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('live-link').getAttribute('href')`))
+		if err != nil || href != "/live/"+st {
+			t.Fatalf("%s links the live view as %q (%v)", from, href, err)
+		}
+		if err := chromedp.Do(ctx, chromedp.Navigate(site.url+href), chromedp.WaitVisible("#video")); err != nil {
+			t.Fatalf("%s → live view: %v", from, err)
+		}
+	}
+	follow("/stations/" + st)
+	if ids := site.caseIDs(t, ctx); len(ids) > 0 {
+		follow("/cases/" + string(ids[0]))
 	}
 	state, err := chromedp.Run(ctx, chromedp.Text("#state"))
 	if err != nil {
