@@ -77,6 +77,21 @@ type SpoolHealth struct {
 	DeadLetters    int   `json:"dead_letters"`
 	Bytes          int64 `json:"bytes"`
 	FullRefusals   int64 `json:"full_refusals,omitempty"`
+	// Folded counts pass records folded into summaries (central
+	// unreachable and the records budget spent) since the agent started.
+	Folded int64 `json:"folded,omitempty"`
+	// Healed counts spool database values that failed their checksum and
+	// were replaced from the spool's files; Recovered the records queued
+	// again from the record segments (after a rebuild or a heal).
+	Healed    int64 `json:"healed,omitempty"`
+	Recovered int64 `json:"recovered,omitempty"`
+	// Rebuilt says the spool database was found corrupt at start and
+	// rebuilt from the files.
+	Rebuilt bool `json:"rebuilt,omitempty"`
+	// MediaDamaged counts queued media the background scrub found not to
+	// match its hash; LastScrub is when the scrub last ran.
+	MediaDamaged int       `json:"media_damaged,omitempty"`
+	LastScrub    time.Time `json:"last_scrub,omitzero"`
 }
 
 // ClockHealth is the station clock's offset (station minus reference) as

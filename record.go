@@ -42,13 +42,38 @@ type VehicleCount struct {
 // MaxCountInterval bounds a VehicleCount's interval.
 const MaxCountInterval = 24 * time.Hour
 
-// PassSummary stands in for plain pass records that the edge compacted when
-// its disk ran short. Counts are kept; per-pass detail is gone.
+// PassSummary stands in for plain pass records that the edge folded when
+// central had been unreachable and its records budget was spent. Central
+// shows it as a gap in the pass rows, with Cause. Passes keeps, in time
+// order, what the integrity rules read from each folded pass (its values
+// per pollutant); plates, validity details and ambient are gone.
 type PassSummary struct {
 	From      time.Time       `json:"from"`
 	To        time.Time       `json:"to"`
 	Count     int             `json:"count"`
 	ByOutcome map[Outcome]int `json:"by_outcome"`
+	Cause     string          `json:"cause,omitempty"`
+	Passes    []FoldedPass    `json:"passes,omitempty"`
+}
+
+// FoldedPass is one pass inside a PassSummary.
+type FoldedPass struct {
+	ID         PassID    `json:"id"`
+	Time       time.Time `json:"time"`
+	Lane       int       `json:"lane"`
+	Outcome    Outcome   `json:"outcome"`
+	Gases      Gases     `json:"gases"`
+	Opacity    float64   `json:"opacity"`
+	Ringelmann float64   `json:"ringelmann"`
+	SpeedKmh   float64   `json:"speed_kmh"`
+	AccelMS2   float64   `json:"accel_ms2"`
+}
+
+// Fold returns the part of p a PassSummary keeps.
+func (p *Pass) Fold() FoldedPass {
+	r := &p.Reading
+	return FoldedPass{ID: p.ID, Time: r.Time, Lane: r.Lane, Outcome: p.Verdict.Outcome, Gases: r.Gases,
+		Opacity: r.Opacity, Ringelmann: r.Ringelmann, SpeedKmh: r.SpeedKmh, AccelMS2: r.AccelMS2}
 }
 
 // Validate checks a record received from outside.
@@ -80,8 +105,8 @@ func (r *Record) Validate() error {
 			return Errorf(EINVALID, "record %s: audit missing or bad kind", r.ID)
 		}
 	case RecordSummary:
-		if r.Summary == nil || r.Summary.Count < 0 {
-			return Errorf(EINVALID, "record %s: summary missing", r.ID)
+		if r.Summary == nil || r.Summary.Count < 0 || len(r.Summary.Passes) > r.Summary.Count {
+			return Errorf(EINVALID, "record %s: summary missing, or more passes than its count", r.ID)
 		}
 	case RecordCount:
 		c := r.Count

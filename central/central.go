@@ -518,6 +518,16 @@ type Job struct {
 	LastError  string       `json:"last_error,omitempty"`
 }
 
+// JobGaveUp is the NotBefore of a job whose worker gave up on it after its
+// last allowed attempt (a poison case, say). Such a job is never claimed
+// again on its own: it stays in the queue, visible with its last error,
+// until an administrator retries it. A fixed far-future time keeps the
+// failed state in the fields every store already has.
+var JobGaveUp = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Failed reports whether the job's worker gave up on it (JobGaveUp).
+func (j Job) Failed() bool { return !j.NotBefore.Before(JobGaveUp) }
+
 // PassFilter selects passes. Zero fields match everything.
 type PassFilter struct {
 	Station  plume.StationID

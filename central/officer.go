@@ -55,6 +55,21 @@ type Officer struct {
 	Disabled     bool              `json:"disabled,omitempty"`
 	CreatedAt    time.Time         `json:"created_at"`
 	CreatedBy    string            `json:"created_by,omitempty"`
+	// SessionsNotBefore ends every session and API token of the officer
+	// created before it (a password reset, or "revoke all").
+	SessionsNotBefore time.Time `json:"sessions_not_before,omitzero"`
+	// RevokedTokens lists the IDs (Session.TokenID) of revoked API tokens.
+	RevokedTokens []string `json:"revoked_tokens,omitempty"`
+}
+
+// Admits reports whether a session of the officer is still good: the
+// officer is enabled, the session is not older than SessionsNotBefore, and
+// a token session is not revoked.
+func (o *Officer) Admits(s *Session) bool {
+	if o == nil || o.Disabled || s.CreatedAt.Before(o.SessionsNotBefore) {
+		return false
+	}
+	return s.Kind != SessionToken || !slices.Contains(o.RevokedTokens, s.TokenID())
 }
 
 // Sees reports whether the officer may see the station's cases, passes and
@@ -65,6 +80,34 @@ func (o *Officer) Sees(station plume.StationID) bool {
 		return false
 	}
 	return len(o.Stations) == 0 || slices.Contains(o.Stations, station)
+}
+
+// Covers reports whether every station other may see, o sees too: an
+// officer limited to some stations can grant no more than those ("no
+// officer can grant more than it has").
+func (o *Officer) Covers(other *Officer) bool {
+	if o == nil || o.Disabled {
+		return false
+	}
+	if len(o.Stations) == 0 {
+		return true
+	}
+	if len(other.Stations) == 0 {
+		return false
+	}
+	for _, s := range other.Stations {
+		if !slices.Contains(o.Stations, s) {
+			return false
+		}
+	}
+	return true
+}
+
+// Decides reports whether the officer may change a case's outcome or its
+// export (review, second review, retry an export) or administer central.
+// An officer that does not is fit to be a service account.
+func (o *Officer) Decides() bool {
+	return o.Can(PermReview) || o.Can(PermSecondReview) || o.Can(PermRetryExport) || o.Can(PermAdmin)
 }
 
 // Scope returns the stations a list filtered on station (empty: any) may
@@ -138,22 +181,35 @@ type Session struct {
 	IP        string      `json:"ip,omitempty"`
 }
 
+// TokenID names an API token in the audit log without revealing it: "tok_"
+// and the first 16 hex digits of the hash the store keys it by. It is ""
+// for a browser session.
+func (s *Session) TokenID() string {
+	if s == nil || s.Kind != SessionToken || len(s.Hash) < 16 {
+		return ""
+	}
+	return "tok_" + s.Hash[:16]
+}
+
 // AuditEvent is one entry of the append-only audit log: who did what,
 // when, from where, and the state before and after. Entries are hash
 // chained like custody entries, so an edit or removal shows.
 type AuditEvent struct {
-	Seq        uint64          `json:"seq"`
-	Time       time.Time       `json:"time"`
-	Actor      string          `json:"actor"` // officer username, "central", "police", "station:<id>"
-	Role       Role            `json:"role,omitempty"`
-	IP         string          `json:"ip,omitempty"`
-	Action     string          `json:"action"`           // e.g. "case.approve", "officer.create", "login.fail"
-	Target     string          `json:"target,omitempty"` // e.g. case ID, username
-	Station    plume.StationID `json:"station,omitempty"`
-	Before     string          `json:"before,omitempty"` // compact JSON or text
-	After      string          `json:"after,omitempty"`
-	Detail     string          `json:"detail,omitempty"`
-	PrevSHA256 string          `json:"prev_sha256"`
+	Seq     uint64          `json:"seq"`
+	Time    time.Time       `json:"time"`
+	Actor   string          `json:"actor"` // officer username, "central", "police", "station:<id>"
+	Role    Role            `json:"role,omitempty"`
+	IP      string          `json:"ip,omitempty"`
+	Action  string          `json:"action"`           // e.g. "case.approve", "officer.create", "login.fail"
+	Target  string          `json:"target,omitempty"` // e.g. case ID, username
+	Station plume.StationID `json:"station,omitempty"`
+	Before  string          `json:"before,omitempty"` // compact JSON or text
+	After   string          `json:"after,omitempty"`
+	Detail  string          `json:"detail,omitempty"`
+	// Token is the ID (Session.TokenID) of the API token the action was
+	// made with; empty for a browser session or central itself.
+	Token      string `json:"token,omitempty"`
+	PrevSHA256 string `json:"prev_sha256"`
 }
 
 // AuditFilter selects audit events, newest first.

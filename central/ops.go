@@ -160,6 +160,10 @@ const (
 	FlagClockUnknown = "clock_unknown" // the station had not measured its offset
 	FlagAuditFailed  = "audit_failed"  // the last audit before capture failed
 	FlagAuditOverdue = "audit_overdue" // no audit within the profile's interval
+	// FlagVerdictMismatch: central's own copy of the cited profile does
+	// not agree with the station's verdict (profile.Set.Rejudge); it
+	// always blocks.
+	FlagVerdictMismatch = "verdict_mismatch"
 )
 
 // OpsStore holds what station operations need beside the Store: health

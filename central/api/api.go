@@ -86,11 +86,31 @@ func New(cfg Config) *Handler {
 	if cfg.Ops != nil {
 		h.registerOps()
 	}
-	h.mux.Handle("GET /metrics", cfg.Metrics.Handler())
+	h.mux.Handle("GET /metrics", h.signedIn(central.PermDashboard, cfg.Metrics.Handler()))
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, plume.Errorf(plume.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
 	return h
+}
+
+// signedIn serves next only to an officer (session or bearer token) who
+// holds perm: /metrics is for the bureau's monitoring, which scrapes it
+// with a service account's token (an auditor's), not for anyone.
+func (h *Handler) signedIn(perm central.Permission, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h.cfg.Auth != nil {
+			p, err := h.cfg.Auth.Authenticate(r)
+			if err != nil {
+				h.writeError(w, r, err)
+				return
+			}
+			if !p.Officer.Can(perm) {
+				h.writeError(w, r, plume.Errorf(plume.EFORBIDDEN, "your role may not read this"))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // ServeHTTP implements http.Handler.
@@ -546,7 +566,7 @@ func (h *Handler) caseAction(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	a := review.Actor{Officer: p.Officer, IP: auth.ClientIP(r)}
+	a := review.Actor{Officer: p.Officer, IP: auth.ClientIP(r), Token: p.Session.TokenID()}
 	id := plume.CaseID(r.PathValue("id"))
 	var c *central.Case
 	switch r.PathValue("action") {

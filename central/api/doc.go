@@ -24,7 +24,7 @@
 //	GET /api/v1/cases/{id}
 //	GET /api/v1/cases/{id}/package                    the zip; 404 until built
 //	GET /healthz
-//	GET /metrics                                      Prometheus
+//	GET /metrics                                      Prometheus (an officer with the dashboard permission: session or token)
 //
 // Lists are newest first; pass the response's next_cursor as cursor for the
 // next page.

@@ -54,6 +54,9 @@ func (h *Handler) putHealth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reply, err := h.cfg.Ops.Heartbeat(r.Context(), st, &hb)
+	if errors.Is(err, ops.ErrStaleHeartbeat) {
+		h.cfg.Metrics.Ingest("heartbeat", "replayed", 1)
+	}
 	if err != nil {
 		h.writeError(w, r, err)
 		return

@@ -1,6 +1,6 @@
 // Package auth signs officers in to central: argon2id password hashes,
 // sessions held in the store (browser cookies with a CSRF token, or API
-// bearer tokens), and a log-in rate limiter. Roles and station scoping are
+// bearer tokens), and a sign-in throttle (throttle.go). Roles and station scoping are
 // decided by central.Officer (Can, Sees); this package only finds out who
 // is asking.
 package auth
@@ -17,9 +17,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -128,14 +128,21 @@ type Config struct {
 	// shift); TokenTTL how long an API token lasts (default 90 days).
 	SessionTTL time.Duration
 	TokenTTL   time.Duration
-	// SecureCookies sets the Secure attribute (serve over TLS, or behind
-	// a TLS proxy).
-	SecureCookies bool
-	// Limiter limits failed log-ins per username (default 5 per 15 min);
-	// IPLimiter per client address (default 30 per 15 min, as one office
-	// may share an address).
-	Limiter   *Limiter
-	IPLimiter *Limiter
+	// SecureCookies always sets the cookies' Secure attribute. Without
+	// it, a cookie is Secure when the request came over TLS, or from a
+	// TrustedProxies address with "X-Forwarded-Proto: https" (a
+	// TLS-terminating reverse proxy); the header is ignored from anyone
+	// else.
+	SecureCookies  bool
+	TrustedProxies []netip.Prefix
+	// Throttle slows sign-in attempts per username and address together
+	// (default: 5 free, then 1 s doubling to 15 min), so a guesser is
+	// slowed and the officer, from anywhere else, is not locked out.
+	// IPThrottle slows attempts per address whatever the username
+	// (default: 30 free, as one office may share an address, then 1 s
+	// doubling to 15 min), against guessing across many usernames.
+	Throttle   *Throttle
+	IPThrottle *Throttle
 }
 
 // Manager signs officers in and out and finds who is asking.
@@ -158,11 +165,11 @@ func New(cfg Config) *Manager {
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = 90 * 24 * time.Hour
 	}
-	if cfg.Limiter == nil {
-		cfg.Limiter = NewLimiter(5, 15*time.Minute, cfg.Now)
+	if cfg.Throttle == nil {
+		cfg.Throttle = NewThrottle(5, time.Second, 15*time.Minute, cfg.Now)
 	}
-	if cfg.IPLimiter == nil {
-		cfg.IPLimiter = NewLimiter(30, 15*time.Minute, cfg.Now)
+	if cfg.IPThrottle == nil {
+		cfg.IPThrottle = NewThrottle(30, time.Second, 15*time.Minute, cfg.Now)
 	}
 	return &Manager{cfg: cfg, logger: cfg.Logger.With("component", "auth")}
 }
@@ -190,14 +197,23 @@ func ClientIP(r *http.Request) string {
 // Login checks a username and password and, on success, creates a fresh
 // browser session (never reusing an identifier the client sent: no session
 // fixation). It returns the cookie secret. Failures and successes are
-// audited; too many failures from one address or for one username are
-// refused with EUNAVAILABLE until the window passes.
+// audited. Attempts are throttled per username and address together, and
+// per address (Config.Throttle): one held back is refused with
+// EUNAVAILABLE, saying how long to wait; nobody can lock an officer out
+// from elsewhere.
 func (m *Manager) Login(ctx context.Context, username, password, ip string) (*Principal, string, error) {
 	now := m.cfg.Now()
 	username = strings.ToLower(strings.TrimSpace(username))
-	if !m.cfg.IPLimiter.Allow(ip) || !m.cfg.Limiter.Allow(username) {
+	userKey := username + "\x00" + ip
+	wait := m.cfg.IPThrottle.Begin(ip)
+	if wait == 0 {
+		if wait = m.cfg.Throttle.Begin(userKey); wait > 0 {
+			m.cfg.IPThrottle.Undo(ip)
+		}
+	}
+	if wait > 0 {
 		m.audit(ctx, central.AuditEvent{Time: now, Actor: username, IP: ip, Action: "login.throttled"})
-		return nil, "", plume.Errorf(plume.EUNAVAILABLE, "too many failed sign-ins; wait a few minutes and try again")
+		return nil, "", plume.Errorf(plume.EUNAVAILABLE, "too many failed sign-ins; wait %s and try again", wait.Round(time.Second)+time.Second)
 	}
 	o, err := m.cfg.Store.Officer(ctx, username)
 	if err != nil && !errors.Is(err, central.ErrNotFound) {
@@ -209,12 +225,11 @@ func (m *Manager) Login(ctx context.Context, username, password, ip string) (*Pr
 	}
 	ok := CheckPassword(hash, password)
 	if o == nil || !ok || o.Disabled {
-		m.cfg.IPLimiter.Fail(ip)
-		m.cfg.Limiter.Fail(username)
 		m.audit(ctx, central.AuditEvent{Time: now, Actor: username, IP: ip, Action: "login.fail"})
 		return nil, "", plume.Errorf(plume.EUNAUTHORIZED, "wrong username or password")
 	}
-	m.cfg.Limiter.Reset(username)
+	m.cfg.Throttle.Succeeded(userKey)
+	m.cfg.IPThrottle.Undo(ip)
 	tok := Token()
 	s := &central.Session{Hash: HashToken(tok), Kind: central.SessionBrowser, Officer: o.Username, CSRF: Token(),
 		CreatedAt: now.UTC(), ExpiresAt: now.Add(m.cfg.SessionTTL).UTC(), IP: ip}
@@ -225,9 +240,20 @@ func (m *Manager) Login(ctx context.Context, username, password, ip string) (*Pr
 	return &Principal{Officer: o, Session: s}, tok, nil
 }
 
+// ErrTokenForOther is returned by IssueToken for a token that would let
+// its issuer act as another officer.
+var ErrTokenForOther = plume.Errorf(plume.EFORBIDDEN, "API tokens are issued only to yourself, or to a service account (e.g. an auditor) that cannot decide cases, within your stations")
+
 // IssueToken creates an API bearer token for an officer and returns it;
-// it is shown once.
+// it is shown once. An officer gets tokens for itself; an administrator
+// also for service accounts: officers that cannot decide cases
+// (central.Officer.Decides) and whose stations it covers. So no one can
+// act as another reviewer, and every action made with a token is audited
+// with its ID (Session.TokenID).
 func (m *Manager) IssueToken(ctx context.Context, o *central.Officer, label, ip string, by *central.Officer) (string, error) {
+	if by == nil || o.Username != by.Username && (o.Decides() || !by.Can(central.PermAdmin) || !by.Covers(o)) {
+		return "", ErrTokenForOther
+	}
 	now := m.cfg.Now()
 	tok := "plm_" + Token()
 	s := &central.Session{Hash: HashToken(tok), Kind: central.SessionToken, Officer: o.Username, Label: label,
@@ -235,7 +261,7 @@ func (m *Manager) IssueToken(ctx context.Context, o *central.Officer, label, ip 
 	if err := m.cfg.Store.PutSession(ctx, s); err != nil {
 		return "", err
 	}
-	m.audit(ctx, central.AuditEvent{Time: now, Actor: by.Username, Role: by.Role, IP: ip, Action: "token.issue", Target: o.Username, Detail: label})
+	m.audit(ctx, central.AuditEvent{Time: now, Actor: by.Username, Role: by.Role, IP: ip, Action: "token.issue", Target: o.Username, Detail: label, Token: s.TokenID()})
 	return tok, nil
 }
 
@@ -273,7 +299,7 @@ func (m *Manager) Authenticate(r *http.Request) (*Principal, error) {
 		return nil, ErrNoSession
 	}
 	o, err := m.cfg.Store.Officer(r.Context(), s.Officer)
-	if errors.Is(err, central.ErrNotFound) || (err == nil && o.Disabled) {
+	if errors.Is(err, central.ErrNotFound) || (err == nil && !o.Admits(s)) {
 		return nil, ErrNoSession
 	} else if err != nil {
 		return nil, err
@@ -310,16 +336,39 @@ func sameOrigin(origin, host string) bool {
 }
 
 // SetCookie sets the session cookie: HttpOnly, SameSite=Strict, Secure
-// when configured, for the whole site.
-func (m *Manager) SetCookie(w http.ResponseWriter, tok string, expires time.Time) {
+// when r came over TLS (Config.SecureCookies), for the whole site.
+func (m *Manager) SetCookie(w http.ResponseWriter, r *http.Request, tok string, expires time.Time) {
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: tok, Path: "/", Expires: expires, HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: m.cfg.SecureCookies})
+		SameSite: http.SameSiteStrictMode, Secure: m.Secure(r)})
 }
 
 // ClearCookie removes the session cookie.
-func (m *Manager) ClearCookie(w http.ResponseWriter) {
+func (m *Manager) ClearCookie(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: m.cfg.SecureCookies})
+		SameSite: http.SameSiteStrictMode, Secure: m.Secure(r)})
+}
+
+// Secure reports whether r reached central over TLS: directly, or through
+// a trusted proxy that says so (Config.TrustedProxies), or always with
+// Config.SecureCookies.
+func (m *Manager) Secure(r *http.Request) bool {
+	if m.cfg.SecureCookies || r.TLS != nil {
+		return true
+	}
+	if !strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "https") {
+		return false
+	}
+	ip, err := netip.ParseAddr(ClientIP(r))
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range m.cfg.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *Manager) audit(ctx context.Context, e central.AuditEvent) {
@@ -328,67 +377,18 @@ func (m *Manager) audit(ctx context.Context, e central.AuditEvent) {
 	}
 }
 
-// Limiter counts failures per key in a sliding window and refuses a key
-// that reached the maximum until its oldest failure leaves the window.
-type Limiter struct {
-	max    int
-	window time.Duration
-	now    func() time.Time
-	mu     sync.Mutex
-	fails  map[string][]time.Time
-}
-
-// NewLimiter returns a limiter allowing max failures per window.
-func NewLimiter(max int, window time.Duration, now func() time.Time) *Limiter {
-	if now == nil {
-		now = time.Now
-	}
-	return &Limiter{max: max, window: window, now: now, fails: map[string][]time.Time{}}
-}
-
-func (l *Limiter) prune(key string) []time.Time {
-	cut := l.now().Add(-l.window)
-	f := l.fails[key]
-	i := 0
-	for i < len(f) && !f[i].After(cut) {
-		i++
-	}
-	f = f[i:]
-	if len(f) == 0 {
-		delete(l.fails, key)
-	} else {
-		l.fails[key] = f
-	}
-	return f
-}
-
-// Allow reports whether key may try again.
-func (l *Limiter) Allow(key string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.prune(key)) < l.max
-}
-
-// Fail records a failure of key.
-func (l *Limiter) Fail(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.fails[key] = append(l.prune(key), l.now())
-	if len(l.fails) > 100000 { // bound memory under a spray of addresses
-		clear(l.fails)
-	}
-}
-
-// Reset forgets key's failures.
-func (l *Limiter) Reset(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.fails, key)
-}
+// ErrGrantExceeds is returned by CreateOfficer when the new officer would
+// see stations its creator does not.
+var ErrGrantExceeds = plume.Errorf(plume.EFORBIDDEN, "you can grant no more than you have: the new officer must be limited to stations you see")
 
 // CreateOfficer validates and stores a new officer with a hashed password
-// and audits it (by is "" for the first-run command).
-func CreateOfficer(ctx context.Context, st central.Store, o *central.Officer, password, by, ip string, now time.Time) error {
+// and audits it. by is the administrator creating it, nil for central
+// itself (the first-run command); an administrator limited to some
+// stations creates only officers limited to those (central.Officer.Covers).
+func CreateOfficer(ctx context.Context, st central.Store, o *central.Officer, password string, by *central.Officer, ip string, now time.Time) error {
+	if by != nil && (!by.Can(central.PermAdmin) || !by.Covers(o)) {
+		return ErrGrantExceeds
+	}
 	o.Username = strings.ToLower(strings.TrimSpace(o.Username))
 	if err := ValidateUsername(o.Username); err != nil {
 		return err
@@ -408,16 +408,17 @@ func CreateOfficer(ctx context.Context, st central.Store, o *central.Officer, pa
 	if err != nil {
 		return err
 	}
-	o.PasswordHash, o.CreatedAt, o.CreatedBy = h, now.UTC(), by
+	actor := "plume-central create-admin"
+	if by != nil {
+		actor = by.Username
+		o.CreatedBy = by.Username
+	}
+	o.PasswordHash, o.CreatedAt = h, now.UTC()
 	if err := st.PutOfficer(ctx, o); err != nil {
 		if errors.Is(err, central.ErrConflict) {
 			return plume.Errorf(plume.ECONFLICT, "username %s is taken", o.Username)
 		}
 		return err
-	}
-	actor := by
-	if actor == "" {
-		actor = "plume-central create-admin"
 	}
 	after := fmt.Sprintf(`{"username":%q,"role":%q,"stations":%q}`, o.Username, o.Role, o.Stations)
 	_, err = st.AppendAudit(ctx, central.AuditEvent{Time: now, Actor: actor, IP: ip, Action: "officer.create", Target: o.Username, After: after})

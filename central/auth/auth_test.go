@@ -2,6 +2,8 @@ package auth_test
 
 import (
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,28 +41,59 @@ func TestPasswordHash(t *testing.T) {
 	}
 }
 
-func TestLimiter(t *testing.T) {
+func TestThrottle(t *testing.T) {
 	now := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
-	l := auth.NewLimiter(3, 10*time.Minute, func() time.Time { return now })
+	th := auth.NewThrottle(3, time.Second, time.Minute, func() time.Time { return now })
 	for range 3 {
-		if !l.Allow("li.wei") {
-			t.Fatal("refused before the limit")
+		if w := th.Begin("li.wei"); w != 0 {
+			t.Fatalf("held back before the free attempts are used: %v", w)
 		}
-		l.Fail("li.wei")
-		now = now.Add(time.Minute)
 	}
-	if l.Allow("li.wei") {
-		t.Fatal("allowed after 3 failures")
+	// Growing delays, counted from the previous attempt, up to Max.
+	for _, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 32 * time.Second, time.Minute, time.Minute} {
+		if w := th.Begin("li.wei"); w != want {
+			t.Fatalf("wait %v, want %v", w, want)
+		}
+		if w := th.Begin("li.wei"); w != want {
+			t.Fatalf("a refused attempt changed the wait: %v, want %v", w, want)
+		}
+		now = now.Add(want)
+		if w := th.Begin("li.wei"); w != 0 {
+			t.Fatalf("held back after waiting: %v", w)
+		}
 	}
-	if !l.Allow("zhang.min") {
-		t.Fatal("another key is limited too")
+	if w := th.Begin("zhang.min"); w != 0 {
+		t.Fatal("another key is held back too")
 	}
-	now = now.Add(8 * time.Minute) // the first failure leaves the window
-	if !l.Allow("li.wei") {
-		t.Fatal("still refused after the window")
+	th.Succeeded("li.wei")
+	if w := th.Begin("li.wei"); w != 0 {
+		t.Fatal("held back after success")
 	}
-	l.Reset("li.wei")
-	if !l.Allow("li.wei") {
-		t.Fatal("refused after reset")
+	// Undo gives an attempt back.
+	for range 3 {
+		th.Begin("office")
+		th.Undo("office")
+	}
+	if w := th.Begin("office"); w != 0 {
+		t.Fatal("given-back attempts counted")
+	}
+}
+
+// TestThrottleParallel: many attempts at once are counted atomically, so
+// only the free ones go through.
+func TestThrottleParallel(t *testing.T) {
+	th := auth.NewThrottle(5, time.Second, time.Minute, nil)
+	var passed atomic.Int32
+	var wg sync.WaitGroup
+	for range 60 {
+		wg.Go(func() {
+			if th.Begin("zhang.min\x00203.0.113.9") == 0 {
+				passed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if passed.Load() != 5 {
+		t.Fatalf("%d of 60 parallel attempts went through, want 5", passed.Load())
 	}
 }

@@ -28,7 +28,9 @@
 // manifest and custody log, which cover every payload byte. Independently,
 // the station's capture signature covers manifest.json, which lists every
 // media item's SHA-256. Verify checks both chains offline; pin central's key
-// (VerifyOptions.CentralKey) to rule out a package re-signed by someone else.
+// (VerifyOptions.CentralKey, or a Keyring of the keys that were valid) to
+// rule out a package re-signed by someone else: without a pin the report
+// says the signer is unknown (Report.Pinned).
 //
 // # Safety
 //

@@ -27,8 +27,15 @@ var centralKey = fixture.Key("central")
 func testInput(tb testing.TB) (*Input, map[string][]byte) {
 	tb.Helper()
 	station := plume.StationID("GD-SZ-0001")
+	return testInputFor(tb, fixture.NewEvidence(tb, fixture.Key(string(station)), station, fixture.Epoch, 2, true, 3))
+}
+
+// testInputFor returns the input for a package of fx, signed by the
+// fixture key of station GD-SZ-0001.
+func testInputFor(tb testing.TB, fx *fixture.Evidence) (*Input, map[string][]byte) {
+	tb.Helper()
+	station := plume.StationID("GD-SZ-0001")
 	skey := fixture.Key(string(station))
-	fx := fixture.NewEvidence(tb, skey, station, fixture.Epoch, 2, true, 3)
 	media := map[string][]byte{}
 	for _, md := range fx.Media {
 		media[md.Ref.SHA256] = md.Data
@@ -264,7 +271,7 @@ func TestVerifyTampered(t *testing.T) {
 			b.set(fileCentralSig, []byte(base64.StdEncoding.EncodeToString(ed25519.Sign(attacker, tm))+"\n"))
 		}, failedAt: "central signature", detail: "does not verify"},
 		{name: "ErrResignedByAnotherKey", tamper: func(b *bag) {}, reseal: attacker, opts: pinned,
-			failedAt: "central signature", detail: "is not the pinned central key"},
+			failedAt: "central signature", detail: "is not a pinned central key: the signer is unknown"},
 		{name: "ErrForgedStationSignature", tamper: func(b *bag) {
 			m, _ := b.get(fileEvidence)
 			b.set(fileEvidence, bytes.Replace(m, []byte(`"no_ppm":1834`), []byte(`"no_ppm":1934`), 1))

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
@@ -86,38 +85,30 @@ const maxSheetImage = 12 << 20
 
 type sheetImage struct {
 	ref  plume.MediaRef
-	typ  string // "JPG" or "PNG"
-	data []byte
-}
-
-func imageType(b []byte) string {
-	switch {
-	case bytes.HasPrefix(b, []byte{0xff, 0xd8, 0xff}):
-		return "JPG"
-	case bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")):
-		return "PNG"
-	}
-	return ""
+	data []byte // re-encoded by sanitizeImage (images.go)
+	bad  bool   // the media did not decode; the sheet says so
 }
 
 // loadSheetImages reads up to four still images for the sheet, scenes
-// first, then plate and smoke close-ups.
+// first, then plate and smoke close-ups, each sanitised (images.go).
 func loadSheetImages(ctx context.Context, in *Input, media []plume.MediaRef) []sheetImage {
 	var out []sheetImage
 	for _, kind := range []plume.MediaKind{plume.MediaScene, plume.MediaPlate, plume.MediaSmoke} {
 		for _, md := range media {
-			if md.Kind != kind || md.Size > maxSheetImage || len(out) == 4 {
+			if md.Kind != kind || len(out) == 4 {
+				continue
+			}
+			if md.Size > maxSheetImage {
+				out = append(out, sheetImage{ref: md, bad: true})
 				continue
 			}
 			rc, err := in.OpenMedia(ctx, md.SHA256)
 			if err != nil {
 				continue
 			}
-			b, err := io.ReadAll(io.LimitReader(rc, maxSheetImage))
+			data, bad := readSheetImage(rc)
 			rc.Close()
-			if t := imageType(b); err == nil && t != "" {
-				out = append(out, sheetImage{ref: md, typ: t, data: b})
-			}
+			out = append(out, sheetImage{ref: md, data: data, bad: bad})
 		}
 	}
 	return out
@@ -304,20 +295,16 @@ func renderSheetPDF(ctx context.Context, in *Input, cf *CaseFile, custody []cent
 		const iw = 88.0
 		for i, im := range imgs {
 			name := fmt.Sprintf("img-%d", i)
-			info := pdf.RegisterImageOptionsReader(name, fpdf.ImageOptions{ImageType: im.typ}, bytes.NewReader(im.data))
-			if pdf.Err() {
-				return nil, fmt.Errorf("evidence sheet image %s: %w", im.ref.Name, pdf.Error())
-			}
-			ih := iw * info.Height() / info.Width()
-			if ih > 62 {
-				ih = 62
+			ih, err := registerSheetImage(pdf, name, im, iw, 62)
+			if err != nil {
+				return nil, err
 			}
 			x := 15 + float64(i%2)*(iw+4)
 			if i%2 == 0 && pdf.GetY()+ih+8 > 280 {
 				pdf.AddPage()
 			}
 			y := pdf.GetY()
-			pdf.ImageOptions(name, x, y, 0, ih, false, fpdf.ImageOptions{ImageType: im.typ}, 0, "")
+			drawSheetImage(pdf, name, im, x, y, iw, ih)
 			pdf.SetXY(x, y+ih+0.5)
 			pdf.SetFont("zh", "", 6.5)
 			pdf.CellFormat(iw, 3.4, fmt.Sprintf("%s  %s  %s", mediaKindLabel(im.ref.Kind), im.ref.Name, local(im.ref.CapturedAt)), "", 0, "L", false, 0, "")

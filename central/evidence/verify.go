@@ -14,6 +14,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/plume-emissions/plume"
@@ -34,9 +35,13 @@ const (
 
 // VerifyOptions tune Verify.
 type VerifyOptions struct {
-	// CentralKey pins central's public key. When nil the package's own
-	// central.pub is trusted, and the report says so.
+	// CentralKey pins central's public key, and Keyring pins more (the
+	// keys that were valid before a rotation, keyring.go), each for the
+	// packages built in its period. When neither is set, the package's own
+	// central.pub is checked but not trusted: Report.Pinned is false and
+	// the signer is unknown (plume-central verify then fails).
 	CentralKey ed25519.PublicKey
+	Keyring    []TrustedKey
 	// MaxEntrySize caps one entry's decompressed size (default
 	// plume.MaxMediaSize).
 	MaxEntrySize int64
@@ -57,6 +62,10 @@ type Check struct {
 type Report struct {
 	CaseNumber string  `json:"case_number,omitempty"`
 	Checks     []Check `json:"checks"`
+	// CentralKey is the fingerprint (Fingerprint) of the key that signed
+	// the package, and Pinned whether that key was pinned by the caller.
+	CentralKey string `json:"central_key,omitempty"`
+	Pinned     bool   `json:"pinned"`
 }
 
 // OK reports whether every check passed.
@@ -76,6 +85,7 @@ func (r *Report) OK() bool {
 type verifier struct {
 	opts   VerifyOptions
 	report *Report
+	period *TrustedKey // the keyring entry that pinned the signer, if one did
 	root   string
 	files  map[string]*entry // by name relative to root
 }
@@ -349,18 +359,26 @@ func (v *verifier) checkCentralSignature() error {
 	if err != nil {
 		return v.fail(name, "%s: %v", fileCentralSig, err)
 	}
-	pinned := v.opts.CentralKey != nil
-	if pinned && !bytes.Equal(pub, v.opts.CentralKey) {
-		return v.fail(name, "central.pub %s is not the pinned central key %s", plume.EncodeKey(pub), plume.EncodeKey(v.opts.CentralKey))
+	v.report.CentralKey = Fingerprint(pub)
+	pinned := v.opts.CentralKey != nil || len(v.opts.Keyring) > 0
+	trusted := v.opts.CentralKey != nil && bytes.Equal(pub, v.opts.CentralKey)
+	for i, k := range v.opts.Keyring {
+		if !trusted && bytes.Equal(pub, k.Key) {
+			trusted, v.period = true, &v.opts.Keyring[i]
+		}
+	}
+	if pinned && !trusted {
+		return v.fail(name, "central.pub %s (%s) is not a pinned central key: the signer is unknown", plume.EncodeKey(pub), Fingerprint(pub))
 	}
 	tm, _ := v.small(fileTagManifest)
 	if !ed25519.Verify(pub, tm, sig) {
 		return v.fail(name, "signature of %s does not verify with %s", fileTagManifest, plume.EncodeKey(pub))
 	}
+	v.report.Pinned = pinned
 	if pinned {
-		v.pass(name, "verifies with the pinned central key %s", plume.EncodeKey(pub))
+		v.pass(name, "verifies with the pinned central key %s (%s)", plume.EncodeKey(pub), Fingerprint(pub))
 	} else {
-		v.pass(name, "verifies with the package's own central.pub %s (not pinned: pass the central key to rule out re-signing)", plume.EncodeKey(pub))
+		v.pass(name, "verifies with the package's own central.pub %s (%s), which is NOT pinned: the signer is unknown", plume.EncodeKey(pub), Fingerprint(pub))
 	}
 	return nil
 }
@@ -518,6 +536,8 @@ func (v *verifier) checkCase() error {
 		return v.fail(name, "station public key does not match station.pub")
 	case cf.Violation.Code != ViolationCode:
 		return v.fail(name, "violation code %q, want %s", cf.Violation.Code, ViolationCode)
+	case v.period != nil && !v.period.Covers(cf.BuiltAt):
+		return v.fail(name, "built at %s, outside the period of central key %s in the keyring", cf.BuiltAt.Format(time.RFC3339), Fingerprint(v.period.Key))
 	}
 	v.pass(name, "%s, case %s, violation %s", CaseSchema, cf.Case.Number, cf.Violation.Code)
 	return nil

@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/plume-emissions/plume"
@@ -178,33 +177,30 @@ func (w *Worker) Wake() {
 	}
 }
 
-// Run works the queue until ctx ends; an export in flight is finished.
+// Run works the queue until ctx ends; an export in flight is finished
+// (RunOne runs without ctx's cancellation).
 func (w *Worker) Run(ctx context.Context) {
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTimer(0)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-w.wake:
-			case <-t.C:
-			}
-			for ctx.Err() == nil {
-				ran, err := w.RunOne(context.WithoutCancel(ctx))
-				if err != nil {
-					w.logger.Error("export queue", "err", err)
-					break
-				}
-				if !ran {
-					break
-				}
-			}
-			t.Reset(w.cfg.Poll)
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.wake:
+		case <-t.C:
 		}
-	})
-	wg.Wait()
+		for ctx.Err() == nil {
+			ran, err := w.RunOne(context.WithoutCancel(ctx))
+			if err != nil {
+				w.logger.Error("export queue", "err", err)
+				break
+			}
+			if !ran {
+				break
+			}
+		}
+		t.Reset(w.cfg.Poll)
+	}
 }
 
 // errNotReady means the job waits for the package rebuild.

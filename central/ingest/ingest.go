@@ -92,12 +92,28 @@ func (s *Service) PutBlob(ctx context.Context, st *central.Station, sum string, 
 		return false, plume.Errorf(plume.ETOOLARGE, "media of %d bytes exceeds %d", size, plume.MaxMediaSize)
 	}
 	if info, err := s.cfg.Blobs.Stat(ctx, sum); err == nil && info.Size == size {
+		// Held already: a resend by its owner is answered without reading;
+		// another station proves it has the bytes (owner.go).
+		if ok, err := s.owns(ctx, st.ID, sum); err != nil {
+			return false, err
+		} else if !ok {
+			if err := proveHeld(body, sum, size); err != nil {
+				s.cfg.Metrics.Ingest("blob", "rejected", 1)
+				return false, err
+			}
+			if err := s.recordOwner(ctx, st.ID, sum); err != nil {
+				return false, err
+			}
+		}
 		s.cfg.Metrics.Ingest("blob", "duplicate", 1)
 		return false, nil
 	}
 	created, err := s.cfg.Blobs.Put(ctx, sum, body, size)
 	if err != nil {
 		s.cfg.Metrics.Ingest("blob", "rejected", 1)
+		return false, err
+	}
+	if err := s.recordOwner(ctx, st.ID, sum); err != nil {
 		return false, err
 	}
 	outcome := "created"
@@ -112,7 +128,7 @@ func (s *Service) PutBlob(ctx context.Context, st *central.Station, sum string, 
 // PutEvidence stores one evidence manifest: body is the exact signed bytes
 // and sig the station's capture signature. It checks the ID, the station,
 // the signature, the manifest itself, and that every listed media item is
-// held (else *central.MissingMediaError). It is idempotent: identical bytes
+// held and was uploaded by this station (else *central.MissingMediaError). It is idempotent: identical bytes
 // give the stored item with created=false, different bytes a conflict.
 func (s *Service) PutEvidence(ctx context.Context, st *central.Station, id plume.EvidenceID, body, sig []byte) (*central.StoredEvidence, bool, error) {
 	ev, created, err := s.putEvidence(ctx, st, id, body, sig)
@@ -159,13 +175,21 @@ func (s *Service) putEvidence(ctx context.Context, st *central.Station, id plume
 		return nil, false, err
 	}
 
+	// A blob the station did not upload itself counts as missing: it is
+	// asked to upload it (owner.go).
 	var missing []string
 	for _, md := range m.Media {
 		info, err := s.cfg.Blobs.Stat(ctx, md.SHA256)
 		if errors.Is(err, central.ErrNotFound) || (err == nil && info.Size != md.Size) {
 			missing = append(missing, md.SHA256)
+			continue
 		} else if err != nil {
 			return nil, false, fmt.Errorf("stat media %s: %w", md.Name, err)
+		}
+		if ok, err := s.owns(ctx, st.ID, md.SHA256); err != nil {
+			return nil, false, err
+		} else if !ok {
+			missing = append(missing, md.SHA256)
 		}
 	}
 	if len(missing) > 0 {
@@ -204,9 +228,15 @@ func (s *Service) putEvidence(ctx context.Context, st *central.Station, id plume
 			if c.Flags, err = s.cfg.Flags(ctx, m); err != nil {
 				return nil, false, fmt.Errorf("flag evidence %s: %w", id, err)
 			}
-			for _, f := range c.Flags {
-				custody[len(custody)-1].Detail += "; flagged " + f.Code
-			}
+		}
+		// Central judges the reading again with its own copy of the
+		// profile; a disagreement blocks the case (review refuses it).
+		if why := s.cfg.Profiles.Rejudge(&m.Pass); why != "" {
+			c.Flags = append(c.Flags, central.CaseFlag{Code: central.FlagVerdictMismatch, Blocks: true, Message: "判定不一致 " + why})
+			s.logger.Warn("station verdict not confirmed by central", "station", st.ID, "evidence", id, "why", why)
+		}
+		for _, f := range c.Flags {
+			custody[len(custody)-1].Detail += "; flagged " + f.Code
 		}
 	}
 	stored, created, err := s.cfg.Store.PutEvidence(ctx, ev, c, custody)

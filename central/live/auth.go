@@ -36,12 +36,15 @@ func (f AuthorizerFunc) Authorize(r *http.Request, station plume.StationID) (str
 // directory, used by TokenAuthorizer until officer sign-in guards live view.
 const TokenFile = "live.token"
 
-// TokenCookie carries the token after the page was opened with ?token=.
+// TokenCookie carries the token for a browser (the page's WebSocket cannot
+// set headers); the operator sets it for central's /live/ path.
 const TokenCookie = "plume_live"
 
 // TokenAuthorizer lets in whoever presents Token, as "Authorization: Bearer
-// TOKEN", the plume_live cookie, or ?token= on the page URL. It stands in
-// until officer accounts guard live view, and grants every station.
+// TOKEN" or the plume_live cookie. It grants every station, so it is never
+// taken from a URL's query string, which ends up in proxy logs, browser
+// history and Referer headers. Officers sign in instead; this is the
+// operator's fallback.
 type TokenAuthorizer struct{ Token string }
 
 // Authorize implements Authorizer.
@@ -51,9 +54,6 @@ func (a TokenAuthorizer) Authorize(r *http.Request, station plume.StationID) (st
 		if c, err := r.Cookie(TokenCookie); err == nil {
 			got = c.Value
 		}
-	}
-	if got == "" {
-		got = r.URL.Query().Get("token")
 	}
 	if a.Token == "" || got == "" {
 		return "", plume.Errorf(plume.EUNAUTHORIZED, "sign in to watch live view")

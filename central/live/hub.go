@@ -67,9 +67,13 @@ type Hub struct {
 	mu      sync.Mutex
 	edges   map[plume.StationID]*edgeConn
 	viewers map[string]*viewer // by session
+	// lastUpgrade is the signed Plume-Date of each station's last
+	// accepted signalling upgrade: a new one must be later (replay).
+	lastUpgrade map[plume.StationID]time.Time
 
-	relayed atomic.Int64
-	refused atomic.Int64
+	relayed  atomic.Int64
+	refused  atomic.Int64
+	replayed atomic.Int64
 }
 
 type edgeConn struct {
@@ -103,7 +107,7 @@ func New(cfg Config) *Hub {
 		cfg.AllowedSkew = plume.DefaultMaxClockSkew
 	}
 	h := &Hub{cfg: cfg, log: cfg.Logger.With("component", "live"), mux: http.NewServeMux(),
-		edges: map[plume.StationID]*edgeConn{}, viewers: map[string]*viewer{}}
+		edges: map[plume.StationID]*edgeConn{}, viewers: map[string]*viewer{}, lastUpgrade: map[plume.StationID]time.Time{}}
 	h.mux.HandleFunc(Patterns[0], h.serveEdge)
 	h.mux.HandleFunc(Patterns[1], h.servePage)
 	h.mux.HandleFunc(Patterns[2], h.serveViewer)
@@ -124,13 +128,14 @@ func (h *Hub) Online(station plume.StationID) bool {
 type Stats struct {
 	Edges, Viewers   int
 	Relayed, Refused int64
+	Replayed         int64 // edge upgrades refused as replays (counted in Refused too)
 }
 
 // Stats returns a snapshot.
 func (h *Hub) Stats() Stats {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return Stats{Edges: len(h.edges), Viewers: len(h.viewers), Relayed: h.relayed.Load(), Refused: h.refused.Load()}
+	return Stats{Edges: len(h.edges), Viewers: len(h.viewers), Relayed: h.relayed.Load(), Refused: h.refused.Load(), Replayed: h.replayed.Load()}
 }
 
 // Close closes every socket.
@@ -180,6 +185,19 @@ func (h *Hub) authenticateEdge(r *http.Request) (plume.StationID, error) {
 	if plume.StationID(r.PathValue("station")) != id {
 		return "", plume.Errorf(plume.EFORBIDDEN, "station %s may not signal as station %s", id, r.PathValue("station"))
 	}
+	// A signed upgrade is good for the whole clock-skew window, so a
+	// captured one could be replayed to take over the station's
+	// signalling: each must carry a later Plume-Date than the last one
+	// accepted (dates have one-second steps; an edge reconnecting within
+	// the same second is refused once and retries).
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !t.After(h.lastUpgrade[id]) {
+		h.replayed.Add(1)
+		h.log.Warn("edge upgrade refused: replayed or not newer than the last", "station", id, "date", date)
+		return "", plume.Errorf(plume.EUNAUTHORIZED, "%s is not later than the last accepted upgrade (replayed?)", plume.HeaderDate)
+	}
+	h.lastUpgrade[id] = t
 	return id, nil
 }
 
@@ -391,14 +409,12 @@ func (h *Hub) servePage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if tok := r.URL.Query().Get("token"); tok != "" {
-		// The token authorised this request: keep it in a cookie so the
-		// page's WebSocket (which cannot set headers) carries it.
-		http.SetCookie(w, &http.Cookie{Name: TokenCookie, Value: tok, Path: "/live/", HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
-	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'self' 'unsafe-inline'; media-src 'self' blob: mediastream:; connect-src 'self'")
+	// No other site may frame the live page (clickjacking). Styles come
+	// from the app's own stylesheet and the page.
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'self' 'unsafe-inline'; media-src 'self' blob: mediastream:; connect-src 'self'; frame-ancestors 'none'")
+	w.Header().Set("X-Frame-Options", "DENY")
 	if err := pageTmpl.Execute(w, struct{ Station plume.StationID }{station}); err != nil {
 		h.log.Debug("write live page", "err", err)
 	}

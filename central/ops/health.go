@@ -81,6 +81,23 @@ func (s *Service) Heartbeat(ctx context.Context, st *central.Station, hb *plume.
 		return nil, err
 	}
 	prev := s.latest(ctx, st.ID)
+	// Heartbeats must move forward in time (the time is inside the signed
+	// body): an older one is a replay or out of order and is refused, so a
+	// captured "up" heartbeat cannot hide a later "degraded" one. The same
+	// heartbeat again (a retry) is answered without being recorded twice.
+	// The edge's sequence number restarts with the agent, so the time
+	// decides; the sequence only breaks a tie (a clock that did not move).
+	if prev != nil {
+		last := prev.Heartbeat
+		switch {
+		case hb.Time.Equal(last.Time) && hb.Seq == last.Seq:
+			return s.reply(ctx, st.ID, prev.State, prev.Reasons)
+		case hb.Time.Before(last.Time) || hb.Time.Equal(last.Time) && hb.Seq <= last.Seq:
+			s.logger.Warn("heartbeat refused: not newer than the last one (replayed?)", "station", st.ID, "seq", hb.Seq, "time", hb.Time, "last_seq", last.Seq, "last_time", last.Time)
+			return nil, fmt.Errorf("%w: heartbeat %d of %s is not newer than the last one (%d of %s)", ErrStaleHeartbeat,
+				hb.Seq, hb.Time.Format(time.RFC3339Nano), last.Seq, last.Time.Format(time.RFC3339Nano))
+		}
+	}
 	state, why := s.Judge(hb)
 	h := &central.StationHealth{Station: st.ID, State: state, Reasons: why, ReceivedAt: s.cfg.Now().UTC(), Heartbeat: *hb}
 	prevState := central.HealthUnknown
@@ -104,8 +121,16 @@ func (s *Service) Heartbeat(ctx context.Context, st *central.Station, hb *plume.
 			From:        h.ReceivedAt, To: h.ReceivedAt, Raised: h.ReceivedAt,
 		})
 	}
+	return s.reply(ctx, st.ID, state, why)
+}
+
+// ErrStaleHeartbeat is returned (wrapped) by Heartbeat for a heartbeat not
+// newer than the station's last one: a replay, or out of order.
+var ErrStaleHeartbeat = plume.Errorf(plume.ECONFLICT, "stale heartbeat")
+
+func (s *Service) reply(ctx context.Context, station plume.StationID, state central.HealthState, why []string) (*HeartbeatReply, error) {
 	reply := &HeartbeatReply{State: state, Reasons: why, IntervalMS: s.cfg.HeartbeatInterval.Milliseconds()}
-	if dc, err := s.cfg.Ops.DesiredConfig(ctx, st.ID); err == nil {
+	if dc, err := s.cfg.Ops.DesiredConfig(ctx, station); err == nil {
 		reply.ConfigHash = dc.Hash
 	} else if !errors.Is(err, central.ErrNotFound) {
 		return nil, err

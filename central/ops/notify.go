@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/smtp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -25,17 +27,28 @@ type Notifier interface {
 	Notify(ctx context.Context, a *central.Alert) error
 }
 
-// Notifiers delivers to each notifier in turn and joins their errors.
+// DeliveryTimeout bounds one delivery of one alert by one notifier (the
+// webhook's retries included), so a stuck mail relay or endpoint holds up
+// nothing else.
+const DeliveryTimeout = 60 * time.Second
+
+// Notifiers delivers to every notifier at once, each with its own deadline
+// (DeliveryTimeout), and joins their errors: a slow or stuck notifier
+// never delays the others.
 type Notifiers []Notifier
 
 // Notify implements Notifier.
 func (ns Notifiers) Notify(ctx context.Context, a *central.Alert) error {
-	var errs []error
-	for _, n := range ns {
-		if err := n.Notify(ctx, a); err != nil {
-			errs = append(errs, err)
-		}
+	errs := make([]error, len(ns))
+	var wg sync.WaitGroup
+	for i, n := range ns {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(ctx, DeliveryTimeout)
+			defer cancel()
+			errs[i] = n.Notify(ctx, a)
+		})
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 
@@ -58,6 +71,10 @@ type Webhook struct {
 func NewWebhook(url, baseURL string, logger *slog.Logger) *Webhook {
 	c := retryablehttp.NewClient()
 	c.Logger = nil
+	if logger != nil {
+		// *slog.Logger has the leveled methods retryablehttp logs through.
+		c.Logger = logger.With("component", "webhook")
+	}
 	c.RetryMax = 4
 	c.RetryWaitMin, c.RetryWaitMax = 200*time.Millisecond, 10*time.Second
 	c.HTTPClient.Timeout = 15 * time.Second
@@ -97,6 +114,9 @@ type Email struct {
 	From    string
 	To      []string
 	BaseURL string
+	// Timeout bounds the whole exchange with the relay: connecting,
+	// greeting and sending (0 means 30 s).
+	Timeout time.Duration
 }
 
 // Notify implements Notifier.
@@ -112,15 +132,54 @@ func (e *Email) Notify(ctx context.Context, a *central.Alert) error {
 	if e.BaseURL != "" {
 		fmt.Fprintf(&b, "\r\n%s/alerts/%s\r\n", strings.TrimRight(e.BaseURL, "/"), a.ID)
 	}
-	done := make(chan error, 1)
-	go func() { done <- smtp.SendMail(e.Relay, nil, e.From, e.To, []byte(b.String())) }()
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("email via %s: %w", e.Relay, err)
-		}
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("email via %s: %w", e.Relay, ctx.Err())
+	if err := e.send(ctx, []byte(b.String())); err != nil {
+		return fmt.Errorf("email via %s: %w", e.Relay, err)
 	}
+	return nil
+}
+
+// send delivers msg through the relay with one deadline on the connection,
+// so a relay that accepts and never answers costs Timeout, not forever.
+func (e *Email) send(ctx context.Context, msg []byte) error {
+	timeout := e.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", e.Relay)
+	if err != nil {
+		return err
+	}
+	deadline, _ := ctx.Deadline()
+	_ = conn.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) }) // cancelled early
+	defer stop()
+	host, _, _ := net.SplitHostPort(e.Relay)
+	c, err := smtp.NewClient(conn, host)
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	defer c.Close()
+	if err := c.Mail(e.From); err != nil {
+		return err
+	}
+	for _, to := range e.To {
+		if err := c.Rcpt(to); err != nil {
+			return err
+		}
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(msg); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return c.Quit()
 }

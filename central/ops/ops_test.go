@@ -159,3 +159,53 @@ func TestEmailDelivery(t *testing.T) {
 		t.Fatal("no message")
 	}
 }
+
+// stubNotifier records deliveries.
+type stubNotifier chan string
+
+func (s stubNotifier) Notify(_ context.Context, a *central.Alert) error { s <- a.ID; return nil }
+
+// TestStuckRelay: a mail relay that accepts the connection and never
+// answers costs the e-mail its own deadline, and the webhook beside it is
+// delivered at once, not after the e-mail gives up.
+func TestStuckRelay(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // hold it open, say nothing
+		}
+	}()
+	e := &ops.Email{Relay: ln.Addr().String(), From: "plume@bureau.example", To: []string{"ops@bureau.example"}, Timeout: 300 * time.Millisecond}
+	hook := make(stubNotifier, 1)
+	a := &central.Alert{ID: "health/GD-SZ-0001/y", Station: "GD-SZ-0001", Title: "t", Raised: time.Now()}
+	start := time.Now()
+	errc := make(chan error, 1)
+	go func() { errc <- ops.Notifiers{e, hook}.Notify(context.Background(), a) }()
+	select {
+	case <-hook:
+		if d := time.Since(start); d > 250*time.Millisecond {
+			t.Errorf("webhook waited %v for the stuck relay", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the webhook was never delivered")
+	}
+	select {
+	case err := <-errc:
+		if err == nil || !strings.Contains(err.Error(), "email via") {
+			t.Fatalf("want the e-mail's timeout, got %v", err)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Fatalf("the stuck relay held delivery for %v", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Notify never returned: the e-mail has no deadline")
+	}
+}

@@ -9,9 +9,17 @@
 // once when the bbolt store is reopened), and a case whose package is
 // already built and held completes without rebuilding. A failed build is
 // retried with backoff and stays visible in the queue; nothing is dropped.
+//
+// Every media byte comes from a station and is hostile. A panic inside a
+// build (in a library that parses station media, say) is recovered and
+// becomes that build's error, so one poison case never stops the process
+// or the other cases. After Config.MaxAttempts failures a job is parked
+// as failed (central.JobGaveUp) with its last error, shown to the
+// administrator, who may retry it (RetryFailed) once the cause is fixed.
 package packer
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -21,6 +29,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -47,7 +56,13 @@ type Config struct {
 	// SheetFont, when set, makes packages carry the PDF evidence sheet
 	// (evidence.LoadSheetFont).
 	SheetFont []byte
+	// MaxAttempts is how many times a build is tried before its job is
+	// parked as failed (default 8: with the backoff, about 4 minutes).
+	MaxAttempts int
 }
+
+// DefaultMaxAttempts is Config.MaxAttempts' default.
+const DefaultMaxAttempts = 8
 
 // Packer runs package builds.
 type Packer struct {
@@ -72,6 +87,9 @@ func New(cfg Config) *Packer {
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = time.Second
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = DefaultMaxAttempts
 	}
 	if cfg.TempDir == "" {
 		cfg.TempDir = os.TempDir()
@@ -137,14 +155,52 @@ func (p *Packer) RunOne(ctx context.Context) (bool, error) {
 		return true, p.cfg.Store.RetryJob(ctx, j.ID, p.cfg.Now().Add(time.Hour), "unknown job kind")
 	}
 	start := time.Now()
-	if err := p.Build(ctx, j.CaseID); err != nil {
+	if err := p.safeBuild(ctx, j.CaseID); err != nil {
 		p.cfg.Metrics.PackageBuild("failed", time.Since(start))
+		if j.Attempts >= p.cfg.MaxAttempts {
+			p.logger.Error("package build failed; gave up, an administrator may retry it", "case", j.CaseID, "job", j.ID, "attempts", j.Attempts, "err", err)
+			return true, p.cfg.Store.RetryJob(ctx, j.ID, central.JobGaveUp, fmt.Sprintf("gave up after %d attempts: %v", j.Attempts, err))
+		}
 		delay := backoff(j.Attempts)
 		p.logger.Error("package build failed; will retry", "case", j.CaseID, "attempt", j.Attempts, "retry_in", delay, "err", err)
 		return true, p.cfg.Store.RetryJob(ctx, j.ID, p.cfg.Now().Add(delay), err.Error())
 	}
 	p.cfg.Metrics.PackageBuild("built", time.Since(start))
 	return true, p.cfg.Store.CompleteJob(ctx, j.ID)
+}
+
+// safeBuild is Build with a panic turned into the build's error.
+func (p *Packer) safeBuild(ctx context.Context, id plume.CaseID) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.logger.Error("package build panicked", "case", id, "panic", v, "stack", string(debug.Stack()))
+			err = fmt.Errorf("build package %s: panic: %v", id, v)
+		}
+	}()
+	return p.Build(ctx, id)
+}
+
+// RetryFailed puts a failed build job (central.Job.Failed) back in the
+// queue as a fresh job with its attempts reset, for an administrator who
+// fixed the cause. It returns the new job.
+func RetryFailed(ctx context.Context, st central.Store, id uint64, now time.Time) (central.Job, error) {
+	jobs, err := st.Jobs(ctx)
+	if err != nil {
+		return central.Job{}, fmt.Errorf("retry job: %w", err)
+	}
+	for _, j := range jobs {
+		if j.ID != id {
+			continue
+		}
+		if !j.Failed() {
+			return central.Job{}, plume.Errorf(plume.ECONFLICT, "job %d has not failed", id)
+		}
+		if err := st.CompleteJob(ctx, id); err != nil {
+			return central.Job{}, fmt.Errorf("retry job: %w", err)
+		}
+		return st.EnqueueJob(ctx, central.Job{Kind: j.Kind, CaseID: j.CaseID, CreatedAt: now})
+	}
+	return central.Job{}, plume.Errorf(plume.ENOTFOUND, "no job %d", id)
 }
 
 // backoff returns the delay before attempt n+1: 2^n seconds, at most an hour.
@@ -191,18 +247,23 @@ func (p *Packer) build(ctx context.Context, c *central.Case) error {
 	if err != nil {
 		return err
 	}
-	now := p.cfg.Now().UTC()
-	// A build that crashed after logging itself reuses its entry, so
-	// retries do not grow the log.
+	// The custody entry "package built … signed" is written only once the
+	// package is built, verified and stored; the package carries it as its
+	// last entry, chained where the store will put it. A build that
+	// crashed after logging itself reuses its entry, so retries do not
+	// grow the log.
+	var pending *central.CustodyEntry
 	if len(log) == 0 || log[len(log)-1].Action != central.ActionPackageBuilt {
-		e, err := p.cfg.Store.AppendCustody(ctx, c.ID, central.CustodyEntry{
-			Time: now, Actor: "central", Action: central.ActionPackageBuilt,
+		e := central.CustodyEntry{
+			Time: p.cfg.Now().UTC(), Actor: "central", Action: central.ActionPackageBuilt,
 			Detail: fmt.Sprintf("evidence package v%s signed by central key %s", evidence.PackageVersion, plume.EncodeKey(p.cfg.Key.Public().(ed25519.PublicKey))),
-		})
-		if err != nil {
-			return err
 		}
-		log = append(log, e)
+		pending = &e
+		var last *central.CustodyEntry
+		if len(log) > 0 {
+			last = &log[len(log)-1]
+		}
+		log = append(log, central.ChainCustody(last, e))
 	}
 	builtAt := log[len(log)-1].Time
 
@@ -238,6 +299,17 @@ func (p *Packer) build(ctx context.Context, c *central.Case) error {
 	}
 	if _, err := p.cfg.Blobs.Put(ctx, sum, f, cw.n); err != nil {
 		return err
+	}
+	if pending != nil {
+		e, err := p.cfg.Store.AppendCustody(ctx, c.ID, *pending)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(central.EncodeCustody(e), central.EncodeCustody(log[len(log)-1])) {
+			// The log grew while this package was built (a review); the
+			// case changed, so it is built again with the longer log.
+			return fmt.Errorf("custody log grew during the build; building again")
+		}
 	}
 	if err := p.cfg.Store.SetCasePackage(ctx, c.ID, sum, cw.n, builtAt, c.Revision); err != nil {
 		return err

@@ -116,6 +116,7 @@ func (s *Service) SecondReview() bool { return s.cfg.SecondReview }
 type Actor struct {
 	Officer *central.Officer
 	IP      string
+	Token   string // the API token's ID (central.Session.TokenID), "" for a browser session
 }
 
 func (a Actor) custodyName() string { return "officer:" + a.Officer.Username }
@@ -164,7 +165,7 @@ func (s *Service) change(ctx context.Context, a Actor, id plume.CaseID, perm cen
 			return nil, err
 		}
 		ev := central.AuditEvent{Time: now, Actor: a.Officer.Username, Role: a.Officer.Role, IP: a.IP, Action: action,
-			Target: string(c.ID), Station: c.Station, Before: before, After: snapshot(c)}
+			Target: string(c.ID), Station: c.Station, Before: before, After: snapshot(c), Token: a.Token}
 		if len(ch.Custody) > 0 {
 			ev.Detail = ch.Custody[0].Detail
 		}
@@ -283,14 +284,21 @@ func (s *Service) Approve(ctx context.Context, a Actor, id plume.CaseID, note st
 	})
 }
 
-// enforceable runs Config.Enforceable on a case the officer may see.
+// enforceable refuses a case whose station verdict central did not
+// confirm (central.FlagVerdictMismatch), then runs Config.Enforceable on
+// a case the officer may see.
 func (s *Service) enforceable(ctx context.Context, a Actor, id plume.CaseID) error {
-	if s.cfg.Enforceable == nil {
-		return nil
-	}
 	c, err := s.Case(ctx, a.Officer, id)
 	if err != nil {
 		return err
+	}
+	for _, f := range c.Flags {
+		if f.Code == central.FlagVerdictMismatch {
+			return plume.Errorf(plume.ECONFLICT, "case %s cannot be enforced: %s", c.Number, f.Message)
+		}
+	}
+	if s.cfg.Enforceable == nil {
+		return nil
 	}
 	return s.cfg.Enforceable(ctx, c)
 }

@@ -25,6 +25,9 @@ func chromium(t *testing.T) string {
 			return p
 		}
 	}
+	if os.Getenv("PLUME_REQUIRE_SERVERS") == "1" { // deploy/test: bootstrap installs it
+		t.Fatal("chromium is not installed (deploy/bootstrap installs it); the browser test needs it")
+	}
 	t.Skip("SKIP: chromium is not installed (apt-get install chromium, see deploy/bootstrap); the browser test needs it")
 	return ""
 }

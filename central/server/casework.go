@@ -67,7 +67,7 @@ func (s *Server) openCasework(ctx context.Context, ln net.Listener) (*api.Handle
 	}
 	publicURL := cfg.PublicURL
 	if publicURL == "" {
-		publicURL = "http://" + ln.Addr().String()
+		publicURL = s.scheme + "://" + ln.Addr().String()
 	}
 	if err := s.openOps(ctx, profiles, publicURL); err != nil {
 		return nil, nil, err
@@ -77,7 +77,7 @@ func (s *Server) openCasework(ctx context.Context, ln net.Listener) (*api.Handle
 		Store: s.store, Blobs: s.blobs, Exporter: exporter, CallbackURL: strings.TrimRight(publicURL, "/") + "/api/v1/police/dispositions",
 		Logger: cfg.Logger, Now: cfg.Now, Poll: cfg.ExportPoll, Lease: cfg.JobLease, Enforceable: enforceable,
 	})
-	s.auth = auth.New(auth.Config{Store: s.store, Logger: cfg.Logger, Now: cfg.Now, SecureCookies: cfg.SecureCookies})
+	s.auth = auth.New(auth.Config{Store: s.store, Logger: cfg.Logger, Now: cfg.Now, SecureCookies: cfg.SecureCookies, TrustedProxies: cfg.TrustedProxies})
 	s.review = review.New(review.Config{Store: s.store, SecondReview: cfg.SecondReview, Exporter: exporter.Name(), Logger: cfg.Logger, Now: cfg.Now,
 		OnJobs: func() { s.packer.Wake(); s.exports.Wake() }, Enforceable: enforceable, Profiles: profiles})
 	svc := ingest.New(ingest.Config{
@@ -92,7 +92,7 @@ func (s *Server) openCasework(ctx context.Context, ln net.Listener) (*api.Handle
 		Logger: cfg.Logger, Now: cfg.Now, AllowedSkew: cfg.AllowedSkew,
 		Auth: s.auth, Review: s.review, PoliceSecret: cfg.PoliceSecret, Ops: s.ops,
 	})
-	wh, err := web.New(web.Config{Store: s.store, Blobs: s.blobs, Auth: s.auth, Review: s.review, Profiles: profiles, Logger: cfg.Logger, Now: cfg.Now, Ops: s.ops})
+	wh, err := web.New(web.Config{Store: s.store, Blobs: s.blobs, Auth: s.auth, Review: s.review, Profiles: profiles, Logger: cfg.Logger, Now: cfg.Now, Ops: s.ops, OnJobs: s.packer.Wake})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -116,7 +116,7 @@ func withWeb(web, next http.Handler) http.Handler {
 // CreateOfficer adds an officer while central runs (created by the
 // system, e.g. the demo's first administrator).
 func (s *Server) CreateOfficer(ctx context.Context, o *central.Officer, password string) error {
-	return auth.CreateOfficer(ctx, s.store, o, password, "", "", s.cfg.Now())
+	return auth.CreateOfficer(ctx, s.store, o, password, nil, "", s.cfg.Now())
 }
 
 // IssueToken issues an API bearer token to the existing officer username,
@@ -152,5 +152,5 @@ func CreateAdminDataDir(ctx context.Context, dataDir, username, name, password s
 		return fmt.Errorf("create admin: %w", err)
 	}
 	defer st.Close()
-	return auth.CreateOfficer(ctx, st, &central.Officer{Username: username, Name: name, Role: central.RoleAdmin}, password, "", "", now)
+	return auth.CreateOfficer(ctx, st, &central.Officer{Username: username, Name: name, Role: central.RoleAdmin}, password, nil, "", now)
 }

@@ -19,6 +19,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -27,6 +28,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,6 +71,17 @@ type Config struct {
 	// ShutdownTimeout bounds how long Close waits for requests in flight
 	// (default 30 s).
 	ShutdownTimeout time.Duration
+	// TLSCert and TLSKey, both set, make central serve HTTPS with that
+	// certificate and key (PEM files), TLS 1.2 or later. Without them
+	// central serves plain HTTP, for a TLS-terminating reverse proxy in
+	// front (name it in TrustedProxies).
+	TLSCert, TLSKey string
+	// BodyTimeout bounds how long reading one request body may take
+	// (default 30 s), so a body trickled a byte at a time cannot hold a
+	// connection; station uploads (PUT /api/v1/stations/…) get
+	// UploadTimeout (default 10 min: a clip over a weak 4G link).
+	BodyTimeout   time.Duration
+	UploadTimeout time.Duration
 
 	// SecondReview makes every approval wait for a supervisor.
 	SecondReview bool
@@ -76,8 +89,11 @@ type Config struct {
 	// TrueType) with CJK glyphs for the PDF evidence sheet; default
 	// evidence.DefaultSheetFont; "none" builds packages without the PDF.
 	SheetFont string
-	// SecureCookies marks session cookies Secure (serve behind TLS).
-	SecureCookies bool
+	// SecureCookies always marks session cookies Secure. Without it they
+	// are Secure on requests that came over TLS, or from a TrustedProxies
+	// address that sends "X-Forwarded-Proto: https".
+	SecureCookies  bool
+	TrustedProxies []netip.Prefix
 	// PoliceURL is the police system's push base URL; with it, approved
 	// cases are pushed over HTTP (POLICE-CONTRACT.md §1). Without it they
 	// are dropped as files in DropDir (default <data>/police-drop).
@@ -149,6 +165,12 @@ func (c *Config) fill() {
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = def.ShutdownTimeout
 	}
+	if c.BodyTimeout <= 0 {
+		c.BodyTimeout = 30 * time.Second
+	}
+	if c.UploadTimeout <= 0 {
+		c.UploadTimeout = 10 * time.Minute
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -160,6 +182,7 @@ func (c *Config) fill() {
 // Server is a running central.
 type Server struct {
 	cfg     Config
+	scheme  string // "http", or "https" with Config.TLSCert
 	logger  *slog.Logger
 	store   central.Store
 	blobs   central.BlobStore
@@ -187,14 +210,23 @@ type Server struct {
 // used only while opening; Close stops the server.
 func Open(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.fill()
-	s := &Server{cfg: cfg, logger: cfg.Logger.With("component", "server"), metrics: metrics.New()}
+	s := &Server{cfg: cfg, scheme: "http", logger: cfg.Logger.With("component", "server"), metrics: metrics.New()}
 	if err := s.openData(); err != nil {
+		return nil, err
+	}
+	tlsConfig, err := loadTLS(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		s.store.Close()
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		s.store.Close()
 		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+		s.scheme = "https"
 	}
 	s.ln = ln
 
@@ -214,7 +246,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.http = &http.Server{
-		Handler:           withWeb(webHandler, mux),
+		Handler:           withBodyDeadline(withWeb(webHandler, mux), cfg.BodyTimeout, cfg.UploadTimeout),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.With("component", "http").Handler(), slog.LevelWarn),
@@ -271,9 +303,13 @@ func (s *Server) openData() error {
 }
 
 // LoadOrCreateKey loads central's signing key from dir/central.key,
-// creating it (mode 0600) if there is none.
+// creating it (mode 0600) if there is none. A key file that others may
+// read is refused: whoever reads it can sign packages as central.
 func LoadOrCreateKey(dir string) (ed25519.PrivateKey, error) {
 	path := filepath.Join(dir, KeyFile)
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("load central key: %s is readable by others (mode %04o): chmod 600 it", path, fi.Mode().Perm())
+	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		_, key, err := ed25519.GenerateKey(rand.Reader)
@@ -310,8 +346,25 @@ func writeFileSync(path string, b []byte, perm os.FileMode) error {
 	return f.Close()
 }
 
-// URL returns the base URL central serves on, e.g. http://127.0.0.1:8080.
-func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
+// URL returns the base URL central serves on, e.g. http://127.0.0.1:8080
+// (https with Config.TLSCert).
+func (s *Server) URL() string { return s.scheme + "://" + s.ln.Addr().String() }
+
+// loadTLS returns the TLS configuration of cert and key, nil when neither
+// is set.
+func loadTLS(cert, key string) (*tls.Config, error) {
+	if cert == "" && key == "" {
+		return nil, nil
+	}
+	if cert == "" || key == "" {
+		return nil, errors.New("tls: give both the certificate and the key")
+	}
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}}, nil
+}
 
 // PublicKey returns central's Ed25519 public key.
 func (s *Server) PublicKey() ed25519.PublicKey { return s.key.Public().(ed25519.PublicKey) }
@@ -399,21 +452,50 @@ func enroll(ctx context.Context, st central.Store, key ed25519.PrivateKey, centr
 // Stats counts what central holds.
 func (s *Server) Stats(ctx context.Context) (central.Stats, error) { return s.store.Stats(ctx) }
 
+// withBodyDeadline bounds the time to read each request's body: upload
+// for station uploads, body for everything else. A server-wide
+// ReadTimeout would do it too, but it would also cut the long station
+// uploads and the live-view WebSockets, which are GETs that read for
+// hours after the upgrade: GET and HEAD requests carry no body and keep
+// only the header timeout.
+func withBodyDeadline(next http.Handler, body, upload time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			d := body
+			if r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/api/v1/stations/") {
+				d = upload
+			}
+			// An error means the connection cannot take a deadline
+			// (e.g. HTTP/2 through a test recorder); it is served anyway.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // WaitIdle waits until no package build or export is pending, or ctx ends.
+// A job its worker gave up on (central.Job.Failed) waits for an
+// administrator, not for time, so it does not count.
 func (s *Server) WaitIdle(ctx context.Context) error {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
-		st, err := s.store.Stats(ctx)
+		jobs, err := s.store.Jobs(ctx)
 		if err != nil {
 			return err
 		}
-		if st.PendingJobs == 0 {
+		pending := 0
+		for _, j := range jobs {
+			if !j.Failed() {
+				pending++
+			}
+		}
+		if pending == 0 {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("wait for package builds (%d pending): %w", st.PendingJobs, ctx.Err())
+			return fmt.Errorf("wait for package builds (%d pending): %w", pending, ctx.Err())
 		case <-t.C:
 		}
 	}

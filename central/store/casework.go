@@ -160,7 +160,7 @@ func scanIndex(b *bolt.Bucket, prefix, after []byte, desc bool, fn func(k, v []b
 	case desc && after == nil:
 		if len(prefix) == 0 {
 			k, v = c.Last()
-		} else if k, v = c.Seek(append(bytes.Clone(prefix), 0xff)); k == nil {
+		} else if k, _ = c.Seek(append(bytes.Clone(prefix), 0xff)); k == nil {
 			k, v = c.Last()
 		} else {
 			k, v = c.Prev()

@@ -96,7 +96,8 @@ func (s *Store) HealthHistory(ctx context.Context, station plume.StationID, from
 		if to.IsZero() {
 			end = append(bytes.Clone(prefix), bytes.Repeat([]byte{0xff}, 8)...)
 		}
-		k, v := c.Seek(end)
+		var v []byte
+		k, _ := c.Seek(end)
 		if k == nil {
 			k, v = c.Last()
 		} else {

@@ -89,7 +89,8 @@ type Store struct {
 
 var _ central.Store = (*Store)(nil)
 
-// Open opens or creates the database at path.
+// Open opens or creates the database at path. A file whose pages cannot be
+// read returns an error wrapping ErrCorrupt, and is left as it is.
 func Open(path string, opts Options) (*Store, error) {
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = time.Second
@@ -97,13 +98,13 @@ func Open(path string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})
+	db, err := openChecked(path, &bolt.Options{Timeout: opts.LockTimeout})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open store %s: %w", path, ErrLocked)
 	} else if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	err = guardedUpdate(db, func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
@@ -147,6 +148,17 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	db.NoSync = opts.NoSync
 	return &Store{db: db}, nil
+}
+
+// guardedUpdate is db.Update for Open: bbolt panics on some damaged pages
+// only when it writes, which the page check cannot see.
+func guardedUpdate(db *bolt.DB, fn func(tx *bolt.Tx) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: panic writing pages: %v", ErrCorrupt, r)
+		}
+	}()
+	return db.Update(fn)
 }
 
 // Close closes the database file.

@@ -240,7 +240,7 @@ func (h *Handler) validity(c *central.Case, pass *plume.Pass) []validityRow {
 }
 
 func (h *Handler) caseAction(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
-	a := review.Actor{Officer: p.Officer, IP: auth.ClientIP(r)}
+	a := review.Actor{Officer: p.Officer, IP: auth.ClientIP(r), Token: p.Session.TokenID()}
 	id := plume.CaseID(r.PathValue("id"))
 	ctx := r.Context()
 	var err error

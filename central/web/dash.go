@@ -1,7 +1,6 @@
 package web
 
 import (
-	"encoding/csv"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -243,7 +242,7 @@ func (h *Handler) dashboardCSV(w http.ResponseWriter, r *http.Request, p *auth.P
 	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="plume-dashboard-%s-%s.csv"`, from, to))
-	cw := csv.NewWriter(w)
+	cw := newCSVWriter(w)
 	cw.Write([]string{"day", "station", "passes", "valid", "invalid", "exceed", "exceed_no", "exceed_opacity", "exceed_ringelmann", "smoke_cases", "cases", "warnings", "enforcements", "reviewed", "approved", "rejected", "exported", "penalty_issued", "not_processed", "vehicle_not_found", "mean_capture_to_export_s"})
 	for _, d := range rows {
 		mean := ""
@@ -302,8 +301,8 @@ func (h *Handler) auditCSV(w http.ResponseWriter, r *http.Request, p *auth.Princ
 		Detail: fmt.Sprintf("actor=%q action=%q target=%q", f.Actor, f.Action, f.Target)})
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="plume-audit.csv"`)
-	cw := csv.NewWriter(w)
-	cw.Write([]string{"seq", "time", "actor", "role", "ip", "action", "target", "station", "before", "after", "detail", "prev_sha256"})
+	cw := newCSVWriter(w)
+	cw.Write([]string{"seq", "time", "actor", "role", "ip", "action", "target", "station", "before", "after", "detail", "prev_sha256", "token"})
 	for n := 0; n < 1000; n++ {
 		evs, next, err := h.cfg.Store.Audit(r.Context(), f)
 		if err != nil {
@@ -311,7 +310,7 @@ func (h *Handler) auditCSV(w http.ResponseWriter, r *http.Request, p *auth.Princ
 			break
 		}
 		for _, e := range scopeAudit(p.Officer, evs) {
-			cw.Write([]string{strconv.FormatUint(e.Seq, 10), e.Time.UTC().Format(time.RFC3339Nano), e.Actor, string(e.Role), e.IP, e.Action, e.Target, string(e.Station), e.Before, e.After, e.Detail, e.PrevSHA256})
+			cw.Write([]string{strconv.FormatUint(e.Seq, 10), e.Time.UTC().Format(time.RFC3339Nano), e.Actor, string(e.Role), e.IP, e.Action, e.Target, string(e.Station), e.Before, e.After, e.Detail, e.PrevSHA256, e.Token})
 		}
 		if next == "" {
 			break
@@ -331,6 +330,16 @@ func (h *Handler) officersPage(w http.ResponseWriter, r *http.Request, p *auth.P
 		h.fail(w, r, p, err)
 		return
 	}
+	failed, err := h.failedJobs(r.Context(), p.Officer)
+	if err != nil {
+		h.fail(w, r, p, err)
+		return
+	}
+	tokens, err := h.tokensOf(r.Context(), p.Officer, os)
+	if err != nil {
+		h.fail(w, r, p, err)
+		return
+	}
 	v := h.base(p, "Officers", "admin", r)
 	v.Error = errMsg
 	h.render(w, http.StatusOK, "officers", struct {
@@ -338,7 +347,9 @@ func (h *Handler) officersPage(w http.ResponseWriter, r *http.Request, p *auth.P
 		Officers []*central.Officer
 		Roles    []central.Role
 		Token    string
-	}{v, os, []central.Role{central.RoleReviewer, central.RoleSupervisor, central.RoleAuditor, central.RoleAdmin}, token})
+		Failed   []failedJob
+		Tokens   []officerTokens
+	}{v, os, []central.Role{central.RoleReviewer, central.RoleSupervisor, central.RoleAuditor, central.RoleAdmin}, token, failed, tokens})
 }
 
 func (h *Handler) addOfficer(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
@@ -346,7 +357,7 @@ func (h *Handler) addOfficer(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	for _, s := range strings.FieldsFunc(r.PostFormValue("stations"), func(c rune) bool { return c == ',' || c == ' ' }) {
 		o.Stations = append(o.Stations, plume.StationID(s))
 	}
-	if err := auth.CreateOfficer(r.Context(), h.cfg.Store, o, r.PostFormValue("password"), p.Officer.Username, auth.ClientIP(r), h.cfg.Now()); err != nil {
+	if err := auth.CreateOfficer(r.Context(), h.cfg.Store, o, r.PostFormValue("password"), p.Officer, auth.ClientIP(r), h.cfg.Now()); err != nil {
 		if plume.ErrorCode(err) == plume.EINTERNAL {
 			h.fail(w, r, p, err)
 			return

@@ -60,6 +60,9 @@ type Config struct {
 	// Ops serves the station, alert and backtest pages (ops.go); nil
 	// leaves them out.
 	Ops *ops.Service
+	// OnJobs is called after an administrator re-queues a failed job, to
+	// wake the package builders.
+	OnJobs func()
 }
 
 // Handler serves the pages.
@@ -175,7 +178,7 @@ func New(cfg Config) (*Handler, error) {
 		}
 		h.pages[p] = t
 	}
-	static := http.FileServerFS(assetFS)
+	static := noListing(assetFS)
 	h.mux.Handle("GET /static/", http.StripPrefix("/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		r.URL.Path = "assets/" + r.URL.Path
@@ -200,6 +203,8 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.HandleFunc("GET /admin/officers", h.page(central.PermAdmin, h.officers))
 	h.mux.HandleFunc("POST /admin/officers", h.page(central.PermAdmin, h.addOfficer))
 	h.mux.HandleFunc("POST /admin/tokens", h.page(central.PermAdmin, h.issueToken))
+	h.mux.HandleFunc("POST /admin/jobs/{id}/retry", h.page(central.PermAdmin, h.retryJob))
+	h.mux.HandleFunc("POST /admin/officers/{username}/change", h.page(central.PermAdmin, h.changeOfficer))
 	if cfg.Ops != nil {
 		h.registerOps()
 	}
@@ -352,17 +357,13 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.render(w, status, "login", v)
 		return
 	}
-	h.cfg.Auth.SetCookie(w, tok, p.Session.ExpiresAt)
-	next := r.URL.Query().Get("next")
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.Contains(next, "\\") {
-		next = "/queue"
-	}
-	http.Redirect(w, r, next, http.StatusSeeOther)
+	h.cfg.Auth.SetCookie(w, r, tok, p.Session.ExpiresAt)
+	http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
 }
 
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	h.cfg.Auth.Logout(r.Context(), p, auth.ClientIP(r))
-	h.cfg.Auth.ClearCookie(w)
+	h.cfg.Auth.ClearCookie(w, r)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
@@ -606,7 +607,7 @@ func (h *Handler) bulk(w http.ResponseWriter, r *http.Request, p *auth.Principal
 		h.fail(w, r, p, plume.Errorf(plume.EINVALID, "select at least one case"))
 		return
 	}
-	res := h.cfg.Review.BulkReject(r.Context(), review.Actor{Officer: p.Officer, IP: auth.ClientIP(r)}, ids, r.PostFormValue("reason"), r.PostFormValue("comment"))
+	res := h.cfg.Review.BulkReject(r.Context(), review.Actor{Officer: p.Officer, IP: auth.ClientIP(r), Token: p.Session.TokenID()}, ids, r.PostFormValue("reason"), r.PostFormValue("comment"))
 	ok, bad := 0, 0
 	for _, x := range res {
 		if x.Err != nil {

@@ -38,6 +38,11 @@ import (
 // Version is the agent's software version, written into every manifest.
 var Version = "plume-edge/0.1.0"
 
+// quarantineFloor is the free space, beyond the spool's own MinFreeBytes,
+// below which rejected analyser input is counted and dropped instead of
+// written.
+const quarantineFloor = 4 << 20
+
 // Config is what the agent needs to run.
 type Config struct {
 	Station    *config.Loaded
@@ -129,7 +134,7 @@ func Open(ctx context.Context, cfg Config) (*Agent, error) {
 	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent", "station", st.Station.Station)}
 	a.spool, err = spool.Open(ctx, filepath.Join(st.DataDir, "spool"), spool.Options{
 		Logger: cfg.Logger.With("component", "spool"), Now: cfg.Now,
-		MaxBytes: st.Spool.MaxBytes, MinFreeBytes: st.Spool.MinFreeBytes,
+		MaxBytes: st.Spool.MaxBytes, MinFreeBytes: st.Spool.MinFreeBytes, RecordsMaxBytes: st.Spool.RecordsMaxBytes,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
@@ -143,7 +148,11 @@ func Open(ctx context.Context, cfg Config) (*Agent, error) {
 		a.spool.Close()
 		return nil, fmt.Errorf("agent: %w", err)
 	}
-	a.quar, err = analyser.OpenQuarantine(filepath.Join(st.DataDir, "analyser-quarantine.jsonl"))
+	// Garbage from the analyser may fill only its own budget, and never the
+	// space passes need.
+	a.quar, err = analyser.OpenQuarantineWith(filepath.Join(st.DataDir, "analyser-quarantine.jsonl"), analyser.QuarantineOptions{
+		MaxBytes: st.Spool.QuarantineMaxBytes, DiskFree: a.diskFree, MinFreeBytes: st.Spool.MinFreeBytes + quarantineFloor, Now: cfg.Now,
+	})
 	if err != nil {
 		a.spool.Close()
 		return nil, fmt.Errorf("agent: %w", err)

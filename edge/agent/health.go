@@ -157,7 +157,9 @@ func (a *Agent) Heartbeat() plume.Heartbeat {
 	free, ok := a.diskFree()
 	hb.Disk = plume.DiskHealth{FreeBytes: free, Known: ok, MinFreeBytes: st.Spool.MinFreeBytes}
 	ss := a.spool.Stats()
-	hb.Spool = plume.SpoolHealth{QueuedEvidence: ss.QueuedEvidence, QueuedRecords: ss.QueuedRecords, DeadLetters: ss.DeadLetters, Bytes: ss.Bytes, FullRefusals: ss.FullRefusals}
+	hb.Spool = plume.SpoolHealth{QueuedEvidence: ss.QueuedEvidence, QueuedRecords: ss.QueuedRecords, DeadLetters: ss.DeadLetters, Bytes: ss.Bytes, FullRefusals: ss.FullRefusals,
+		Folded: ss.RecordsCompacted, Healed: ss.ValuesHealed, Recovered: ss.RecordsRecovered, Rebuilt: ss.Rebuilt,
+		MediaDamaged: ss.MediaDamaged, LastScrub: ss.LastScrub}
 	if m := a.uplink.Clock(); m.Known {
 		ms := m.Offset.Milliseconds()
 		hb.Clock.CentralMS, hb.Clock.RoundTripMS = &ms, m.RoundTrip.Milliseconds()
@@ -193,6 +195,7 @@ func (a *Agent) runHealth(ctx context.Context) {
 		}
 		a.readNTP(ctx)
 		a.spoolCounts(ctx)
+		a.scrub(ctx)
 		hb := a.Heartbeat()
 		reply, err := a.uplink.PutHealth(ctx, &hb)
 		if err != nil {
@@ -206,6 +209,29 @@ func (a *Agent) runHealth(ctx context.Context) {
 			a.syncConfig(ctx, reply.ConfigHash)
 		}
 		t.Reset(iv)
+	}
+}
+
+// Scrub cadence: every scrubEvery, the spool's values are checked (and
+// healed) and up to scrubMediaBytes of queued media are hashed.
+const (
+	scrubEvery      = 10 * time.Minute
+	scrubMediaBytes = 64 << 20
+)
+
+// scrub runs the spool's light background check when it is due; its
+// results go out with the heartbeat.
+func (a *Agent) scrub(ctx context.Context) {
+	if last := a.spool.Stats().LastScrub; !last.IsZero() && a.cfg.Now().Sub(last) < scrubEvery {
+		return
+	}
+	res, err := a.spool.Scrub(ctx, scrubMediaBytes)
+	if err != nil {
+		a.log.Warn("spool scrub", "err", err)
+		return
+	}
+	if res.ValuesHealed > 0 || len(res.MediaDamaged) > 0 {
+		a.log.Warn("spool scrub found damage", "values_healed", res.ValuesHealed, "media_damaged", res.MediaDamaged)
 	}
 }
 

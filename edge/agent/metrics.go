@@ -43,6 +43,10 @@ func registerMetrics(reg prometheus.Registerer, a *Agent) {
 	gauge("spool_bytes", "Bytes used by the spool.", func() float64 { return float64(a.spool.Stats().Bytes) })
 	counter("spool_records_compacted_total", "Pass records folded into summaries under disk pressure.", func() float64 { return float64(a.spool.Stats().RecordsCompacted) })
 	counter("spool_full_refusals_total", "Items refused because the spool was full.", func() float64 { return float64(a.spool.Stats().FullRefusals) })
+	counter("spool_values_healed_total", "Spool database values that failed their checksum and were replaced from the files.", func() float64 { return float64(a.spool.Stats().ValuesHealed) })
+	gauge("spool_media_damaged", "Queued media the scrub found not to match its hash.", func() float64 { return float64(a.spool.Stats().MediaDamaged) })
+	gauge("analyser_quarantine_bytes", "Bytes of rejected analyser input kept (capped, rotating).", func() float64 { return float64(a.quar.Stats().Bytes) })
+	counter("analyser_quarantine_dropped_total", "Rejected analyser inputs dropped: rotated out of the capped quarantine, or refused for disk space.", func() float64 { return float64(a.quar.Stats().DroppedItems) })
 
 	counter("uplink_evidence_delivered_total", "Evidence items central acknowledged.", func() float64 { return float64(a.uplink.Stats().EvidenceDelivered) })
 	counter("uplink_records_delivered_total", "Records central acknowledged.", func() float64 { return float64(a.uplink.Stats().RecordsDelivered) })

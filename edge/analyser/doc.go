@@ -105,7 +105,12 @@
 //
 // Bad CRC, bad length, garbage between frames, unparsable records, unmapped
 // CNs or types and records that fail validation are counted per Reason,
-// logged, and appended to the Quarantiner (QuarantineFile writes one JSON
-// object per line and fsyncs). If the quarantine itself fails, the raw
-// bytes go to the log. Nothing is dropped silently.
+// logged, and appended to the Quarantiner. QuarantineFile writes one JSON
+// object per line, each input once (as text when it is UTF-8, else base64),
+// within a budget (QuarantineOptions.MaxBytes, 64 MiB by default) kept by
+// rotating to path.1, and stops writing when the disk's free space falls
+// to its floor, so garbage can fill only its own budget and never blocks
+// passes. What the budget drops is counted (QuarantineStats), and when the
+// quarantine refuses an input its first 256 bytes go to the log. Nothing is
+// dropped silently.
 package analyser

@@ -188,6 +188,10 @@ func (in *ingest) handle(ctx context.Context, m *Message, raw []byte, remote str
 	return true
 }
 
+// maxLoggedRaw bounds the bytes of a rejected input written to the log
+// when the quarantine cannot take it.
+const maxLoggedRaw = 256
+
 // reject counts, logs and quarantines one bad input.
 func (in *ingest) reject(ctx context.Context, raw []byte, remote string, now time.Time, reason Reason, err error) {
 	in.stats.reject(reason)
@@ -203,9 +207,11 @@ func (in *ingest) reject(ctx context.Context, raw []byte, remote string, now tim
 	}
 	if qerr != nil {
 		in.stats.quarantineErrors.Add(1)
-		// Never drop it silently: the log keeps the bytes.
-		in.log.Error("quarantine failed; raw input logged here", "remote", remote, "reason", reason, "err", qerr,
-			"raw_base64", base64.StdEncoding.EncodeToString(raw))
+		// Never drop it silently; the log keeps its start (not all of it:
+		// garbage must not grow the logs without bound either).
+		head := raw[:min(len(raw), maxLoggedRaw)]
+		in.log.Error("quarantine failed; input start logged here", "remote", remote, "reason", reason, "err", qerr,
+			"bytes", len(raw), "raw_base64_head", base64.StdEncoding.EncodeToString(head))
 	}
 }
 

@@ -134,10 +134,13 @@ type Analyser struct {
 	DeviceProfile string `yaml:"device_profile"` // device profile file
 }
 
-// Spool sets the edge spool's capacity.
+// Spool sets the edge's disk budgets: the spool's, its records class's
+// (0: shares max_bytes), and the analyser quarantine's (0: 64 MiB).
 type Spool struct {
-	MaxBytes     int64 `yaml:"max_bytes"`
-	MinFreeBytes int64 `yaml:"min_free_bytes"`
+	MaxBytes           int64 `yaml:"max_bytes"`
+	MinFreeBytes       int64 `yaml:"min_free_bytes"`
+	RecordsMaxBytes    int64 `yaml:"records_max_bytes"`
+	QuarantineMaxBytes int64 `yaml:"quarantine_max_bytes"`
 }
 
 // Uplink tunes delivery to central.
@@ -252,7 +255,7 @@ func (s *Station) Validate() error {
 		return plume.Errorf(plume.EINVALID, "analyser.device_profile is required")
 	case len(s.Profiles) == 0:
 		return plume.Errorf(plume.EINVALID, "at least one limit profile is required")
-	case s.Spool.MaxBytes < 0 || s.Spool.MinFreeBytes < 0:
+	case s.Spool.MaxBytes < 0 || s.Spool.MinFreeBytes < 0 || s.Spool.RecordsMaxBytes < 0 || s.Spool.QuarantineMaxBytes < 0:
 		return plume.Errorf(plume.EINVALID, "spool sizes must not be negative")
 	case s.Uplink.BatchSize < 0 || s.Uplink.BatchSize > 1000:
 		return plume.Errorf(plume.EINVALID, "uplink.batch_size must be 1–1000")

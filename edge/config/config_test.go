@@ -47,7 +47,7 @@ func TestShippedProfiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// DESIGN.md: the shipped values come from secondary sources or are
+			// The shipped values come from secondary sources or are
 			// unchecked, so they must say so.
 			if !p.Provisional {
 				t.Errorf("%s is not marked provisional", p.Name)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
@@ -121,7 +122,8 @@ func startEdgeOpts(t *testing.T, centralURL string, key ed25519.PrivateKey, opts
 	return &testEdge{streamer: s, signaller: sig, source: src}
 }
 
-// newBrowser starts headless Chromium with the flags DESIGN.md lists.
+// newBrowser starts headless Chromium with the flags this machine needs
+// (no sandbox as root; no background networking on a closed network).
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
 	const chromium = "/usr/bin/chromium"
@@ -163,7 +165,13 @@ type pageState struct {
 func openViewer(t *testing.T, browser context.Context, c *testCentral) (context.Context, context.CancelFunc) {
 	t.Helper()
 	tab, cancel := chromedp.NewContext(browser)
-	if err := chromedp.Do(tab, chromedp.Navigate(c.base+"/live/"+string(station)+"?token="+c.token)); err != nil {
+	// The all-stations live token travels as the plume_live cookie, never in
+	// the query string (central/live refuses it there).
+	_, err := chromedp.Call(tab, network.SetCookie, network.SetCookieParams{Name: liveview.TokenCookie, Value: c.token, URL: c.base})
+	if err == nil {
+		err = chromedp.Do(tab, chromedp.Navigate(c.base+"/live/"+string(station)))
+	}
+	if err != nil {
 		cancel()
 		t.Fatalf("open live page: %v", err)
 	}
@@ -337,7 +345,7 @@ func TestLiveRefuses(t *testing.T) {
 			{"/live/" + string(station), "", http.StatusUnauthorized},
 			{"/live/" + string(station), "Bearer wrong-token-0123456789", http.StatusForbidden},
 			{"/live/" + string(station) + "/ws", "", http.StatusUnauthorized},
-			{"/live/" + string(station) + "?token=wrong-token-0123456789", "", http.StatusForbidden},
+			{"/live/" + string(station) + "?token=wrong-token-0123456789", "", http.StatusUnauthorized}, // never read from a URL
 		} {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.base+tc.url, nil)
 			if tc.auth != "" {

@@ -49,6 +49,9 @@ func setupNAT(t *testing.T) {
 	}
 	for _, tool := range []string{"ip", "iptables"} {
 		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("PLUME_REQUIRE_SERVERS") == "1" { // deploy/test: bootstrap installs it
+				t.Fatalf("network namespace test needs %s (deploy/bootstrap installs it)", tool)
+			}
 			t.Skipf("network namespace test needs %s", tool)
 		}
 	}

@@ -7,6 +7,12 @@ package live
 // "high"), and Chromium's WebRTC receiver offers no High profile, so this
 // small bridge applies "baseline" (constrained baseline, 42e01f) itself and
 // also pins the encoder to one thread, so its CPU cost can be measured.
+//
+// This is the one native package besides edge/vision, on purpose: OpenCV's
+// VideoWriter writes container files through FFmpeg, not the per-frame
+// H.264 access units that a WebRTC track sends, so the encoder cannot live
+// behind gocv. The file is behind the cgo build tag (x264_nocgo.go is the
+// stand-in without cgo).
 
 /*
 #cgo pkg-config: x264

@@ -2,8 +2,11 @@ package spool
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/plume-emissions/plume"
@@ -12,6 +15,9 @@ import (
 
 // pressureMargin is the free space wanted before writing again after ENOSPC.
 const pressureMargin = 1 << 20
+
+// errNoRoom stops a compaction that could not write its summary.
+var errNoRoom = errors.New("no room for the summary")
 
 // compactChunk bounds the pass records folded into one summary.
 const compactChunk = 5000
@@ -47,9 +53,46 @@ func (s *Spool) room() int64 {
 	return room
 }
 
+// SetCentralReachable tells the spool whether central answers. The uplink
+// calls it; until it says otherwise central counts as reachable. Pass
+// records are folded into summaries only while central is unreachable.
+func (s *Spool) SetCentralReachable(ok bool) {
+	if s.unreachable.Swap(!ok) == ok {
+		s.log.Info("central reachability changed", "reachable", ok)
+	}
+}
+
+// foldCause is the Cause of every summary the spool writes.
+const foldCause = "central unreachable and the edge records budget exhausted"
+
+// ensureRecordSpace makes room for need more bytes of records: within
+// Options.RecordsMaxBytes first, then within the whole spool.
+func (s *Spool) ensureRecordSpace(ctx context.Context, need int64) error {
+	if s.opts.RecordsMaxBytes > 0 {
+		s.mu.Lock()
+		for s.segs.usage()+need > s.opts.RecordsMaxBytes {
+			before := s.segs.usage()
+			n, err := s.foldLocked(ctx)
+			if err != nil {
+				s.mu.Unlock()
+				return err
+			}
+			if n == 0 || s.segs.usage() >= before {
+				s.fullRefusals.Add(1)
+				s.mu.Unlock()
+				s.log.Warn("records budget full", "need", need, "used", s.segs.usage(), "records_max_bytes", s.opts.RecordsMaxBytes, "central_unreachable", s.unreachable.Load())
+				return fmt.Errorf("%w: records budget of %d bytes spent (%d used)", ErrFull, s.opts.RecordsMaxBytes, s.segs.usage())
+			}
+		}
+		s.mu.Unlock()
+	}
+	return s.ensureSpace(ctx, need)
+}
+
 // ensureSpace makes room for need more bytes, in order: remove delivered
-// files past their grace, compact plain pass records, remove delivered files
-// still within their grace. Unacknowledged evidence is never touched.
+// files past their grace, remove delivered files still within their grace,
+// and only while central is unreachable fold plain pass records into
+// summaries. Unacknowledged evidence is never touched.
 func (s *Spool) ensureSpace(ctx context.Context, need int64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -72,18 +115,19 @@ func (s *Spool) ensureSpace(ctx context.Context, need int64) error {
 	if err := s.gcLocked(ctx, false); err != nil {
 		return err
 	}
-	for !fits() {
-		n, err := s.compactLocked(ctx)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			break
-		}
-	}
 	if !fits() {
 		if err := s.gcLocked(ctx, true); err != nil {
 			return err
+		}
+	}
+	for !fits() {
+		used := s.fileBytes
+		n, err := s.foldLocked(ctx)
+		if err != nil {
+			return err
+		}
+		if n == 0 || s.fileBytes >= used {
+			break
 		}
 	}
 	if s.pressure && s.fileBytes < before {
@@ -91,10 +135,123 @@ func (s *Spool) ensureSpace(ctx context.Context, need int64) error {
 	}
 	if !fits() {
 		s.fullRefusals.Add(1)
-		s.log.Warn("spool full", "need", need, "room", s.room(), "max_bytes", s.opts.MaxBytes, "min_free_bytes", s.opts.MinFreeBytes)
+		s.log.Warn("spool full", "need", need, "room", s.room(), "max_bytes", s.opts.MaxBytes, "min_free_bytes", s.opts.MinFreeBytes, "central_unreachable", s.unreachable.Load())
 		return fmt.Errorf("%w: need %d bytes, %d available", ErrFull, need, s.room())
 	}
 	return nil
+}
+
+// foldLocked folds pass records into a summary and moves the records that
+// stay into a fresh segment, so the old segments can go; it does nothing
+// while central is reachable. Call with s.mu held.
+func (s *Spool) foldLocked(ctx context.Context) (int, error) {
+	if !s.unreachable.Load() {
+		return 0, nil
+	}
+	n, err := s.compactLocked(ctx)
+	if err != nil || n == 0 {
+		return n, err
+	}
+	if err := s.relocateLocked(ctx); err != nil {
+		s.log.Warn("move live records to a fresh segment", "err", err)
+	}
+	return n, nil
+}
+
+// relocateLocked copies the live records (queued and dead-lettered) into a
+// new segment and settles their old copies, which frees every older
+// segment. Call with s.mu held.
+func (s *Spool) relocateLocked(ctx context.Context) error {
+	type move struct {
+		dead    bool
+		key     []byte
+		id      string
+		old     uint64
+		payload []byte
+		seg     uint64
+	}
+	var moves []move
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bktRecords).ForEach(func(k, v []byte) error {
+			var r recordEntry
+			if err := decodeValue(k, v, &r); err != nil {
+				return err
+			}
+			p, err := json.Marshal(r.Record)
+			moves = append(moves, move{key: slices.Clone(k), id: r.ID, old: r.Seg, payload: p})
+			return err
+		}); err != nil {
+			return err
+		}
+		return tx.Bucket(bktDead).ForEach(func(k, v []byte) error {
+			var d deadEntry
+			if err := decodeValue(k, v, &d); err != nil || d.Record == nil {
+				return err
+			}
+			p, err := json.Marshal(d.Record)
+			moves = append(moves, move{dead: true, key: slices.Clone(k), id: d.Record.ID, old: d.Seg, payload: p})
+			return err
+		})
+	})
+	if err != nil {
+		return err
+	}
+	s.segs.rotate()
+	done := 0
+	for i := range moves {
+		if err = ctx.Err(); err != nil {
+			break
+		}
+		seg, added, aerr := s.segs.append(moves[i].payload)
+		if aerr != nil {
+			err = s.fullErr(aerr)
+			break
+		}
+		s.fileBytes += added
+		moves[i].seg = seg
+		done++
+	}
+	moves = moves[:done]
+	settled := map[uint64][]string{}
+	uerr := s.db.Update(func(tx *bolt.Tx) error {
+		clear(settled)
+		for _, m := range moves {
+			if m.dead {
+				var d deadEntry
+				if ok, err := getJSON(tx.Bucket(bktDead), m.key, &d); err != nil || !ok || d.Record == nil || d.Record.ID != m.id {
+					settled[m.seg] = append(settled[m.seg], m.id)
+					continue
+				}
+				d.Seg = m.seg
+				if err := putJSON(tx.Bucket(bktDead), m.key, d); err != nil {
+					return err
+				}
+			} else {
+				var r recordEntry
+				if ok, err := getJSON(tx.Bucket(bktRecords), m.key, &r); err != nil || !ok || r.ID != m.id {
+					settled[m.seg] = append(settled[m.seg], m.id) // gone meanwhile: the new copy is not needed
+					continue
+				}
+				r.Seg = m.seg
+				if err := putJSON(tx.Bucket(bktRecords), m.key, r); err != nil {
+					return err
+				}
+			}
+			settled[m.old] = append(settled[m.old], m.id)
+		}
+		return nil
+	})
+	if uerr != nil {
+		// The entries still name their old copies; the new ones are spare.
+		clear(settled)
+		for _, m := range moves {
+			settled[m.seg] = append(settled[m.seg], m.id)
+		}
+		s.settleSegments(settled)
+		return errors.Join(err, uerr)
+	}
+	s.settleSegments(settled)
+	return err
 }
 
 // GC removes media and manifest files of evidence central acknowledged more
@@ -138,7 +295,7 @@ func (s *Spool) gcLocked(ctx context.Context, ignoreGrace bool) error {
 		c := mb.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			var me mediaEntry
-			if err := jsonUnmarshal(v, &me); err != nil {
+			if err := decodeValue(k, v, &me); err != nil {
 				return err
 			}
 			if me.Refs > 0 || me.Released.IsZero() || !expired(me.Released) {
@@ -162,7 +319,7 @@ func (s *Spool) gcLocked(ctx context.Context, ignoreGrace bool) error {
 		c = sb.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			var st seenEntry
-			if err := jsonUnmarshal(v, &st); err != nil {
+			if err := decodeValue(k, v, &st); err != nil {
 				return err
 			}
 			if st.State != stateDelivered && st.State != stateCompacted {
@@ -233,7 +390,12 @@ func (s *Spool) compactLocked(ctx context.Context) (int, error) {
 	}
 	now := s.now().UTC()
 	n := 0
+	settled := map[uint64][]string{}
+	var sumSeg uint64
+	var sumID string
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		n, sumSeg = 0, 0
+		clear(settled)
 		b, seen := tx.Bucket(bktRecords), tx.Bucket(bktSeen)
 		var first []byte
 		var folded [][]byte
@@ -244,8 +406,8 @@ func (s *Spool) compactLocked(ctx context.Context) (int, error) {
 			if s.leased[btoi(k)] {
 				continue
 			}
-			var r plume.Record
-			if err := jsonUnmarshal(v, &r); err != nil {
+			var r recordEntry
+			if err := decodeValue(k, v, &r); err != nil {
 				return err
 			}
 			if r.Kind != plume.RecordPass || r.Pass == nil || r.Pass.Verdict.Outcome == plume.OutcomeExceed {
@@ -254,7 +416,7 @@ func (s *Spool) compactLocked(ctx context.Context) (int, error) {
 			if first == nil {
 				first = append([]byte(nil), k...)
 				sum = plume.Record{Kind: plume.RecordSummary, ID: "summary-" + r.ID, Station: r.Station,
-					Summary: &plume.PassSummary{From: r.Time, To: r.Time, ByOutcome: map[plume.Outcome]int{}}}
+					Summary: &plume.PassSummary{From: r.Time, To: r.Time, ByOutcome: map[plume.Outcome]int{}, Cause: foldCause}}
 			}
 			if r.Station != sum.Station {
 				continue
@@ -262,6 +424,7 @@ func (s *Spool) compactLocked(ctx context.Context) (int, error) {
 			ps := sum.Summary
 			ps.Count++
 			ps.ByOutcome[r.Pass.Verdict.Outcome]++
+			ps.Passes = append(ps.Passes, r.Pass.Fold())
 			if r.Time.Before(ps.From) {
 				ps.From = r.Time
 			}
@@ -270,6 +433,7 @@ func (s *Spool) compactLocked(ctx context.Context) (int, error) {
 			}
 			folded = append(folded, append([]byte(nil), k...))
 			ids = append(ids, r.ID)
+			settled[r.Seg] = append(settled[r.Seg], r.ID)
 			n++
 		}
 		if n == 0 {
@@ -284,14 +448,37 @@ func (s *Spool) compactLocked(ctx context.Context) (int, error) {
 			}
 		}
 		sum.Time = sum.Summary.To
-		if err := putJSON(b, first, sum); err != nil {
+		slices.SortStableFunc(sum.Summary.Passes, func(a, b plume.FoldedPass) int { return a.Time.Compare(b.Time) })
+		payload, err := json.Marshal(sum)
+		if err != nil {
+			return err
+		}
+		// The summary needs its own segment copy before it replaces the
+		// records it folds.
+		seg, added, err := s.segs.append(payload)
+		if err != nil {
+			return fmt.Errorf("%w: %w", errNoRoom, err)
+		}
+		s.fileBytes += added
+		sumSeg, sumID = seg, sum.ID
+		if err := putJSON(b, first, recordEntry{Record: sum, Seg: seg}); err != nil {
 			return err
 		}
 		return putJSON(seen, seenKey(KindRecord, sum.ID), seenEntry{State: stateQueued, Seq: btoi(first), At: now})
 	})
+	if errors.Is(err, errNoRoom) {
+		s.log.Warn("no room even for a summary record", "err", err)
+		return 0, nil
+	}
 	if err != nil {
+		if sumSeg != 0 {
+			// The summary never replaced anything: a rebuild must not
+			// queue it beside the records it would have folded.
+			s.settleSegments(map[uint64][]string{sumSeg: {sumID}})
+		}
 		return 0, fmt.Errorf("compact records: %w", err)
 	}
+	s.settleSegments(settled)
 	if n > 0 {
 		s.recordsCompacted.Add(int64(n))
 		s.log.Warn("compacted pass records into a summary under disk pressure", "records", n)

@@ -115,7 +115,10 @@ func TestCapacity_GraceRespected(t *testing.T) {
 
 func TestCapacity_CompactsPassRecords(t *testing.T) {
 	s := spooltest.Open(t, spool.Options{MaxBytes: 640 << 10, Logger: spooltest.Logger(t)})
-	const n = 1500
+	s.SetCentralReachable(false)
+	// About 280 records fit in 640 KiB as they are; folded, with their
+	// values kept, 700 do.
+	const n = 700
 	exceed := 0
 	for i := range n {
 		outcome := plume.OutcomePass
@@ -141,8 +144,17 @@ func TestCapacity_CompactsPassRecords(t *testing.T) {
 		switch {
 		case r.Kind == plume.RecordSummary:
 			summarised += r.Summary.Count
-			if r.Summary.ByOutcome[plume.OutcomePass] != r.Summary.Count || r.Summary.From.After(r.Summary.To) {
+			if r.Summary.ByOutcome[plume.OutcomePass] != r.Summary.Count || r.Summary.From.After(r.Summary.To) || r.Summary.Cause == "" {
 				t.Fatalf("summary %+v", r.Summary)
+			}
+			// The integrity rules need every folded pass's values, in order.
+			if len(r.Summary.Passes) != r.Summary.Count {
+				t.Fatalf("summary of %d passes keeps %d", r.Summary.Count, len(r.Summary.Passes))
+			}
+			for i, fp := range r.Summary.Passes {
+				if fp.Gases.NO != 900 || fp.Opacity != 12 || (i > 0 && fp.Time.Before(r.Summary.Passes[i-1].Time)) {
+					t.Fatalf("folded pass %d: %+v", i, fp)
+				}
 			}
 		case r.Pass.Verdict.Outcome == plume.OutcomeExceed:
 			exceeds++
@@ -227,4 +239,43 @@ func TestDiskFull_Tmpfs(t *testing.T) {
 	}
 	t.Run("MinFreeBytes", func(t *testing.T) { run(t, "a", spool.Options{MinFreeBytes: 512 << 10}) })
 	t.Run("ENOSPC", func(t *testing.T) { run(t, "b", spool.Options{}) })
+}
+
+// TestCapacity_NoFoldWhileReachable is the issue-18 case: with central up, a
+// full spool refuses new records (the analyser resends them) and folds
+// none of the acknowledged ones into counts.
+func TestCapacity_NoFoldWhileReachable(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts spool.Options
+	}{
+		{"MaxBytes", spool.Options{MaxBytes: 400 << 10}},
+		{"RecordsMaxBytes", spool.Options{RecordsMaxBytes: 200 << 10}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := spooltest.Open(t, tc.opts)
+			acked := 0
+			var err error
+			for i := 0; i < 3000 && err == nil; i++ {
+				if err = s.AddRecord(ctx, spooltest.Record(t0.Add(time.Duration(i)*time.Second), plume.OutcomePass)); err == nil {
+					acked++
+				}
+			}
+			if !errors.Is(err, spool.ErrFull) {
+				t.Fatalf("filling: %v, want ErrFull", err)
+			}
+			st := s.Stats()
+			if st.RecordsCompacted != 0 || st.QueuedRecords != acked {
+				t.Fatalf("folded while central was reachable: %d acknowledged, %+v", acked, st)
+			}
+			// Central goes away: now the spool may fold to take more.
+			s.SetCentralReachable(false)
+			if err := s.AddRecord(ctx, spooltest.Record(t0.Add(-time.Hour), plume.OutcomePass)); err != nil {
+				t.Fatalf("unreachable central, full budget: %v", err)
+			}
+			if s.Stats().RecordsCompacted == 0 {
+				t.Fatal("nothing folded")
+			}
+		})
+	}
 }

@@ -12,16 +12,31 @@
 //	evidence/     every signed manifest as <id>.json plus <id>.sig (base64),
 //	              and <id>.delivered once central has acknowledged it; these
 //	              files alone are enough to rebuild the outbox
+//	records/      every queued record, in append-only segment logs
+//	              (seg-<n>.log, CRC32C-framed, synced before the outbox
+//	              entry is committed) with the IDs settled since in
+//	              seg-<n>.ack; a segment goes once all its records are
+//	              delivered, so these files alone rebuild the record outbox
 //	quarantine/   files the start-up reconciliation would not trust; never
 //	              deleted by the spool
 //
 // # Write order
 //
 // Every file is written to a temporary name in its final directory, synced,
-// renamed into place and the directory synced; only then is the bbolt entry
-// that refers to it committed. A crash at any point therefore leaves either
-// nothing, or a complete file that no entry refers to yet. bbolt is never
+// renamed into place and the directory synced; a record is appended to its
+// segment and the segment synced. Only then is the bbolt entry that refers
+// to it committed. A crash at any point therefore leaves either nothing, or
+// a complete file (or frame) that no entry refers to yet. bbolt is never
 // opened with NoSync.
+//
+// # Checked values
+//
+// Every bbolt value carries a CRC32C of its key and JSON. A value that fails
+// it is deleted and what it described is adopted again from the files: a
+// manifest from evidence/, a record from records/, media reference counts by
+// counting. This happens at Open, when the uplink reads a damaged outbox
+// entry, and in Scrub. Local damage therefore never reaches central as a
+// manifest whose signature does not verify.
 //
 // # Producer and consumer
 //
@@ -45,19 +60,24 @@
 // to are moved to quarantine/, manifests in evidence/ that the database does
 // not know are queued (or recorded as delivered when marked so), and queued
 // evidence whose media is missing is flagged (Stats.MissingMedia and
-// MissingMedia) but kept. A spool.db that bbolt cannot open or read is moved
-// aside as spool.db.corrupt-<time> and rebuilt from evidence/; central is
-// idempotent, so re-uploading an item it already holds is safe. Records
-// exist only in the database and are lost with a corrupt one.
+// MissingMedia) but kept. A spool.db that bbolt cannot open or read (pages
+// that do not parse, elements that point outside the file, keys out of
+// order, a failed bbolt consistency check) is moved aside as
+// spool.db.corrupt-<time> and rebuilt from evidence/ and records/; central
+// is idempotent, so re-uploading an item it already holds is safe. Dead
+// letters are queued again by a rebuild (central refuses them again).
 //
 // # Capacity
 //
-// Options.MaxBytes caps the whole directory and Options.MinFreeBytes keeps
-// space free on the file system. Under pressure the spool first removes
-// media and manifests central acknowledged more than Options.MediaGrace ago,
-// then compacts plain pass records (outcome pass or invalid) into
-// plume.RecordSummary records, then removes acknowledged media still within
-// the grace. Evidence central has not acknowledged is never evicted. When
+// Options.MaxBytes caps the whole directory, Options.RecordsMaxBytes the
+// records class (records/) and Options.MinFreeBytes keeps space free on the
+// file system. Under pressure the spool first removes media and manifests
+// central acknowledged more than Options.MediaGrace ago, then those still
+// within the grace. Only when the uplink has reported central unreachable
+// (SetCentralReachable) does it fold plain pass records (outcome pass or
+// invalid) into plume.RecordSummary records, which keep every folded pass's
+// values in order and say why (Cause); while central is reachable no pass
+// is folded. Evidence central has not acknowledged is never evicted. When
 // space still cannot be found, PutMedia, AddEvidence and AddRecord return an
 // error wrapping ErrFull and change nothing, so the agent can refuse to
 // acknowledge the analyser, which resends later.

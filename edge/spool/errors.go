@@ -20,3 +20,10 @@ var ErrNotFound = errors.New("not found")
 
 // ErrClosed is returned by operations on a spool after Close.
 var ErrClosed = errors.New("spool closed")
+
+// ErrCorruptValue is returned (wrapped) when a value read from spool.db
+// fails its checksum or cannot be decoded. The spool heals such values from
+// its files (evidence/ and records/) at Open, in Scrub and when the uplink
+// reads the outbox; the error reaches callers only from paths that cannot
+// heal on the spot.
+var ErrCorruptValue = errors.New("corrupt value")

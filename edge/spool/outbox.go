@@ -62,7 +62,7 @@ func (s *Spool) AddEvidence(ctx context.Context, m *plume.Manifest, body, sig []
 	if len(sig) != ed25519.SignatureSize {
 		return fmt.Errorf("add evidence %s: %w", dm.ID, plume.Errorf(plume.EINVALID, "signature must be %d bytes", ed25519.SignatureSize))
 	}
-	if known, err := s.seenState(KindEvidence, string(dm.ID)); err != nil {
+	if known, err := s.seenStateHealed(ctx, KindEvidence, string(dm.ID)); err != nil {
 		return fmt.Errorf("add evidence %s: %w", dm.ID, err)
 	} else if known != "" {
 		return nil
@@ -170,19 +170,32 @@ func (s *Spool) AddRecord(ctx context.Context, rec plume.Record) error {
 	if err := rec.Validate(); err != nil {
 		return fmt.Errorf("add record: %w", err)
 	}
-	if known, err := s.seenState(KindRecord, rec.ID); err != nil {
+	if known, err := s.seenStateHealed(ctx, KindRecord, rec.ID); err != nil {
 		return fmt.Errorf("add record %s: %w", rec.ID, err)
 	} else if known != "" {
 		return nil
 	}
-	if err := s.ensureSpace(ctx, 4096); err != nil {
+	payload, err := json.Marshal(rec)
+	if err != nil {
 		return fmt.Errorf("add record %s: %w", rec.ID, err)
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	if err := s.ensureRecordSpace(ctx, 4096+int64(len(payload))); err != nil {
+		return fmt.Errorf("add record %s: %w", rec.ID, err)
+	}
+	// The segment first, synced: from here on a rebuild finds the record
+	// even if spool.db is lost.
+	seg, added, err := s.segs.append(payload)
+	if err != nil {
+		return fmt.Errorf("add record %s: %w", rec.ID, s.fullErr(err))
+	}
+	s.mu.Lock()
+	s.fileBytes += added
+	s.mu.Unlock()
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		if st, err := getSeen(tx, KindRecord, rec.ID); err != nil || st.State != "" {
 			return err
 		}
-		return enqueueRecord(tx, &rec, s.now())
+		return enqueueRecord(tx, &recordEntry{Record: rec, Seg: seg}, s.now())
 	})
 	if err != nil {
 		return fmt.Errorf("add record %s: %w", rec.ID, s.fullErr(err))
@@ -191,7 +204,14 @@ func (s *Spool) AddRecord(ctx context.Context, rec plume.Record) error {
 	return nil
 }
 
-func enqueueRecord(tx *bolt.Tx, rec *plume.Record, now time.Time) error {
+// recordEntry is a queued record and the segment that holds its copy (0
+// for records queued before segments existed, until Open copies them).
+type recordEntry struct {
+	plume.Record
+	Seg uint64 `json:"seg,omitempty"`
+}
+
+func enqueueRecord(tx *bolt.Tx, e *recordEntry, now time.Time) error {
 	if err := bumpTotals(tx, func(t *Totals) { t.RecordsQueued++ }); err != nil {
 		return err
 	}
@@ -200,10 +220,10 @@ func enqueueRecord(tx *bolt.Tx, rec *plume.Record, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	if err := putJSON(b, itob(seq), rec); err != nil {
+	if err := putJSON(b, itob(seq), e); err != nil {
 		return err
 	}
-	return putJSON(tx.Bucket(bktSeen), seenKey(KindRecord, rec.ID), seenEntry{State: stateQueued, Seq: seq, At: now.UTC()})
+	return putJSON(tx.Bucket(bktSeen), seenKey(KindRecord, e.ID), seenEntry{State: stateQueued, Seq: seq, At: now.UTC()})
 }
 
 func getSeen(tx *bolt.Tx, k Kind, id string) (seenEntry, error) {
@@ -222,8 +242,32 @@ func (s *Spool) seenState(k Kind, id string) (string, error) {
 	return state, err
 }
 
+// seenStateHealed is seenState, healing a corrupt entry first.
+func (s *Spool) seenStateHealed(ctx context.Context, k Kind, id string) (string, error) {
+	state, err := s.seenState(k, id)
+	if errors.Is(err, ErrCorruptValue) {
+		if _, herr := s.heal(ctx); herr != nil {
+			return "", fmt.Errorf("%w (heal: %w)", err, herr)
+		}
+		state, err = s.seenState(k, id)
+	}
+	return state, err
+}
+
 // PendingEvidence returns up to max queued evidence items, oldest first.
+// An entry that fails its checksum is replaced from evidence/ first.
 func (s *Spool) PendingEvidence(ctx context.Context, max int) ([]Evidence, error) {
+	out, err := s.pendingEvidence(ctx, max)
+	if errors.Is(err, ErrCorruptValue) {
+		if _, herr := s.heal(ctx); herr != nil {
+			return nil, fmt.Errorf("%w (heal: %w)", err, herr)
+		}
+		out, err = s.pendingEvidence(ctx, max)
+	}
+	return out, err
+}
+
+func (s *Spool) pendingEvidence(ctx context.Context, max int) ([]Evidence, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, fmt.Errorf("pending evidence: %w", err)
 	}
@@ -232,7 +276,7 @@ func (s *Spool) PendingEvidence(ctx context.Context, max int) ([]Evidence, error
 		c := tx.Bucket(bktEvidence).Cursor()
 		for k, v := c.First(); k != nil && len(out) < max; k, v = c.Next() {
 			var e evidenceEntry
-			if err := jsonUnmarshal(v, &e); err != nil {
+			if err := decodeValue(k, v, &e); err != nil {
 				return fmt.Errorf("evidence %d: %w", btoi(k), err)
 			}
 			out = append(out, Evidence{Seq: btoi(k), ID: e.ID, Media: e.Media, Manifest: e.Manifest, Signature: e.Signature, Added: e.Added})
@@ -248,7 +292,19 @@ func (s *Spool) PendingEvidence(ctx context.Context, max int) ([]Evidence, error
 // PendingRecords returns up to max queued records, oldest first. The spool
 // will not compact the records returned until they are settled with
 // MarkRecordsDelivered or DeadLetter, or the next call to PendingRecords.
+// An entry that fails its checksum is replaced from records/ first.
 func (s *Spool) PendingRecords(ctx context.Context, max int) ([]RecordItem, error) {
+	out, err := s.pendingRecords(ctx, max)
+	if errors.Is(err, ErrCorruptValue) {
+		if _, herr := s.heal(ctx); herr != nil {
+			return nil, fmt.Errorf("%w (heal: %w)", err, herr)
+		}
+		out, err = s.pendingRecords(ctx, max)
+	}
+	return out, err
+}
+
+func (s *Spool) pendingRecords(ctx context.Context, max int) ([]RecordItem, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, fmt.Errorf("pending records: %w", err)
 	}
@@ -258,11 +314,11 @@ func (s *Spool) PendingRecords(ctx context.Context, max int) ([]RecordItem, erro
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bktRecords).Cursor()
 		for k, v := c.First(); k != nil && len(out) < max; k, v = c.Next() {
-			var r plume.Record
-			if err := jsonUnmarshal(v, &r); err != nil {
+			var r recordEntry
+			if err := decodeValue(k, v, &r); err != nil {
 				return fmt.Errorf("record %d: %w", btoi(k), err)
 			}
-			out = append(out, RecordItem{Seq: btoi(k), Record: r})
+			out = append(out, RecordItem{Seq: btoi(k), Record: r.Record})
 		}
 		return nil
 	})
@@ -337,10 +393,12 @@ func (s *Spool) MarkRecordsDelivered(ctx context.Context, items []RecordItem) er
 	defer s.mu.Unlock()
 	now := s.now()
 	n := 0
+	settled := map[uint64][]string{}
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		clear(settled)
 		b, seen := tx.Bucket(bktRecords), tx.Bucket(bktSeen)
 		for _, it := range items {
-			var r plume.Record
+			var r recordEntry
 			if ok, err := getJSON(b, itob(it.Seq), &r); err != nil {
 				return err
 			} else if !ok || r.ID != it.Record.ID {
@@ -352,6 +410,7 @@ func (s *Spool) MarkRecordsDelivered(ctx context.Context, items []RecordItem) er
 			if err := putJSON(seen, seenKey(KindRecord, r.ID), seenEntry{State: stateDelivered, At: now.UTC()}); err != nil {
 				return err
 			}
+			settled[r.Seg] = append(settled[r.Seg], r.ID)
 			n++
 		}
 		return bumpTotals(tx, func(t *Totals) { t.RecordsDelivered += int64(n) })
@@ -363,6 +422,7 @@ func (s *Spool) MarkRecordsDelivered(ctx context.Context, items []RecordItem) er
 		delete(s.leased, it.Seq)
 	}
 	s.recordsDelivered.Add(int64(n))
+	s.settleSegments(settled)
 	return nil
 }
 
@@ -393,8 +453,9 @@ func (s *Spool) DeadLetter(ctx context.Context, kind Kind, id, reason string) er
 			_, err = getJSON(ob, itob(st.Seq), d.Evidence)
 		case KindRecord:
 			ob = tx.Bucket(bktRecords)
-			d.Record = new(plume.Record)
-			_, err = getJSON(ob, itob(st.Seq), d.Record)
+			var r recordEntry
+			_, err = getJSON(ob, itob(st.Seq), &r)
+			d.Record, d.Seg = &r.Record, r.Seg
 		default:
 			return fmt.Errorf("unknown kind %q", kind)
 		}
@@ -435,7 +496,7 @@ func (s *Spool) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bktDead).ForEach(func(k, v []byte) error {
 			var d deadEntry
-			if err := jsonUnmarshal(v, &d); err != nil {
+			if err := decodeValue(k, v, &d); err != nil {
 				return err
 			}
 			out = append(out, d.DeadLetter)
@@ -461,7 +522,7 @@ func (s *Spool) Requeue(ctx context.Context, kind Kind, id string) error {
 		c := db.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			var d deadEntry
-			if err := jsonUnmarshal(v, &d); err != nil {
+			if err := decodeValue(k, v, &d); err != nil {
 				return err
 			}
 			if d.Kind != kind || d.ID != id {
@@ -478,7 +539,7 @@ func (s *Spool) Requeue(ctx context.Context, kind Kind, id string) error {
 				}
 				return enqueueEvidence(tx, d.Evidence, now)
 			case d.Record != nil:
-				return enqueueRecord(tx, d.Record, now)
+				return enqueueRecord(tx, &recordEntry{Record: *d.Record, Seg: d.Seg}, now)
 			}
 			return fmt.Errorf("dead letter %s %s has no payload", kind, id)
 		}
@@ -492,4 +553,16 @@ func (s *Spool) Requeue(ctx context.Context, kind Kind, id string) error {
 	return nil
 }
 
-func jsonUnmarshal(v []byte, dst any) error { return json.Unmarshal(v, dst) }
+// settleSegments notes records that no longer need their segment copy and
+// frees segments left with none. Call with s.mu held. A failure only leaves
+// a segment behind, which costs a harmless re-upload after a rebuild.
+func (s *Spool) settleSegments(ids map[uint64][]string) {
+	if len(ids) == 0 {
+		return
+	}
+	freed, err := s.segs.settle(ids)
+	s.fileBytes -= freed
+	if err != nil {
+		s.log.Warn("settle record segments", "err", err)
+	}
+}

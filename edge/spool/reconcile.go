@@ -32,13 +32,21 @@ func (s *Spool) reconcile(ctx context.Context) error {
 	if err := s.adoptManifests(ctx); err != nil {
 		return err
 	}
+	if err := s.adoptRecords(ctx, true); err != nil {
+		return err
+	}
+	// Entries lost with a damaged page leave reference counts too high;
+	// counting again from the outbox keeps their media collectable.
+	if err := s.db.Update(recountMedia); err != nil {
+		return fmt.Errorf("recount media: %w", err)
+	}
 	if err := s.quarantineOrphans(ctx); err != nil {
 		return err
 	}
 	if err := s.flagMissing(); err != nil {
 		return err
 	}
-	n, err := dirBytes(s.path("media"), s.path("evidence"), s.path("quarantine"))
+	n, err := dirBytes(s.path("media"), s.path("evidence"), s.path("quarantine"), s.path(segDirName))
 	if err != nil {
 		return err
 	}
@@ -92,7 +100,7 @@ func (s *Spool) adoptManifests(ctx context.Context) error {
 			return err
 		}
 		id := strings.TrimSuffix(name, ".json")
-		state, err := s.seenState(KindEvidence, id)
+		state, err := s.knownState(KindEvidence, id)
 		if err != nil {
 			return err
 		}
@@ -140,6 +148,9 @@ func (s *Spool) adoptManifests(ctx context.Context) error {
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		for i := range todo {
 			f := &todo[i]
+			if st, err := getSeen(tx, KindEvidence, string(f.e.ID)); err == nil && st.State != "" && liveIn(tx, KindEvidence, string(f.e.ID), st) {
+				continue // queued meanwhile by AddEvidence
+			}
 			if f.delivered.IsZero() {
 				queued++
 				if err := enqueueEvidence(tx, &f.e, s.now()); err != nil {
@@ -208,7 +219,7 @@ func (s *Spool) flagMissing() error {
 				return nil
 			}
 			var me mediaEntry
-			if err := jsonUnmarshal(v, &me); err != nil {
+			if err := decodeValue(k, v, &me); err != nil {
 				return err
 			}
 			if me.Refs > 0 {
@@ -236,9 +247,9 @@ func (s *Spool) flagMissing() error {
 				}
 			}
 		}
-		if err := tx.Bucket(bktEvidence).ForEach(func(_, v []byte) error {
+		if err := tx.Bucket(bktEvidence).ForEach(func(k, v []byte) error {
 			var e evidenceEntry
-			if err := jsonUnmarshal(v, &e); err != nil {
+			if err := decodeValue(k, v, &e); err != nil {
 				return err
 			}
 			check(&e)
@@ -246,9 +257,9 @@ func (s *Spool) flagMissing() error {
 		}); err != nil {
 			return err
 		}
-		return tx.Bucket(bktDead).ForEach(func(_, v []byte) error {
+		return tx.Bucket(bktDead).ForEach(func(k, v []byte) error {
 			var d deadEntry
-			if err := jsonUnmarshal(v, &d); err != nil {
+			if err := decodeValue(k, v, &d); err != nil {
 				return err
 			}
 			if d.Evidence != nil {

@@ -1,9 +1,9 @@
 package spool
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/plume-emissions/plume"
 	bolt "go.etcd.io/bbolt"
@@ -63,6 +64,11 @@ type Options struct {
 	// resends from the analyser are deduplicated (default 7 days; at least
 	// MediaGrace).
 	SeenRetention time.Duration
+	// RecordsMaxBytes is the budget of the records class (the record
+	// segments in records/); 0 means the records share MaxBytes and
+	// MinFreeBytes with everything else. See Capacity in the package
+	// documentation.
+	RecordsMaxBytes int64
 	// LockTimeout is how long Open waits for another process to release
 	// spool.db (default 5 s).
 	LockTimeout time.Duration
@@ -84,8 +90,12 @@ type Spool struct {
 	leased     map[uint64]bool // record seqs handed to the consumer and not yet settled
 	missing    map[plume.EvidenceID][]string
 	lastGC     time.Time
-	pressure   bool // the file system reported ENOSPC; cleared once room is made
+	scrubNext  string          // media digest the next Scrub starts from
+	lastScrub  ScrubResult     // what the last Scrub found
+	damaged    map[string]bool // media Scrub found damaged
+	pressure   bool            // the file system reported ENOSPC; cleared once room is made
 
+	unreachable        atomic.Bool // the uplink reported central unreachable
 	closed             atomic.Bool
 	rebuilt            bool
 	evidenceDelivered  atomic.Int64
@@ -95,6 +105,10 @@ type Spool struct {
 	orphansQuarantined atomic.Int64
 	mediaRemoved       atomic.Int64
 	fullRefusals       atomic.Int64
+	recordsRecovered   atomic.Int64
+	valuesHealed       atomic.Int64
+
+	segs *segLog // records/: the records outside bbolt
 }
 
 type evidenceEntry struct {
@@ -109,6 +123,7 @@ type deadEntry struct {
 	DeadLetter
 	Evidence *evidenceEntry `json:"evidence,omitempty"`
 	Record   *plume.Record  `json:"record,omitempty"`
+	Seg      uint64         `json:"seg,omitempty"` // the record's segment
 }
 
 type seenEntry struct {
@@ -154,12 +169,18 @@ func Open(ctx context.Context, dir string, opts Options) (*Spool, error) {
 		recentPuts: map[string]time.Time{},
 		leased:     map[uint64]bool{},
 		missing:    map[plume.EvidenceID][]string{},
+		damaged:    map[string]bool{},
 	}
 	for _, d := range []string{dir, s.path("media"), s.path("evidence"), s.path("quarantine")} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, fmt.Errorf("open spool: %w", err)
 		}
 	}
+	segs, err := newSegLog(s.path(segDirName))
+	if err != nil {
+		return nil, fmt.Errorf("open spool: %w", err)
+	}
+	s.segs = segs
 	if err := s.openDB(); err != nil {
 		return nil, fmt.Errorf("open spool: %w", err)
 	}
@@ -175,6 +196,7 @@ func (s *Spool) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.segs.close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close spool: %w", err)
 	}
@@ -206,29 +228,48 @@ func (s *Spool) openDB() error {
 	p := s.path("spool.db")
 	db, err := s.tryOpen(p)
 	if err == nil {
-		if err = verifyDB(db); err != nil {
+		if err = verifyDB(db); err == nil {
+			s.db = db
+			err = s.prepareDB()
+		}
+		if err != nil {
 			_ = db.Close()
 		}
 	}
-	if err != nil {
-		if !isCorrupt(err) {
-			return err
-		}
-		aside := fmt.Sprintf("%s.corrupt-%s", p, s.now().UTC().Format("20060102T150405.000000000Z"))
-		s.log.Error("spool database is corrupt; moving it aside and rebuilding from evidence files", "path", p, "aside", aside, "err", err)
-		if rerr := os.Rename(p, aside); rerr != nil {
-			return fmt.Errorf("move corrupt database aside: %w", rerr)
-		}
-		if err := syncDir(s.dir); err != nil {
-			return err
-		}
-		if db, err = s.tryOpen(p); err != nil {
-			return err
-		}
-		s.rebuilt = true
+	if err == nil {
+		return nil
 	}
+	if !isCorrupt(err) {
+		return err
+	}
+	aside := fmt.Sprintf("%s.corrupt-%s", p, s.now().UTC().Format("20060102T150405.000000000Z"))
+	s.log.Error("spool database is corrupt; moving it aside and rebuilding from evidence and record files", "path", p, "aside", aside, "err", err)
+	if rerr := os.Rename(p, aside); rerr != nil {
+		return fmt.Errorf("move corrupt database aside: %w", rerr)
+	}
+	if err := syncDir(s.dir); err != nil {
+		return err
+	}
+	if db, err = s.tryOpen(p); err != nil {
+		return err
+	}
+	s.rebuilt = true
 	s.db = db
-	return db.Update(func(tx *bolt.Tx) error {
+	return s.prepareDB()
+}
+
+// prepareDB creates the buckets and drops the values that fail their
+// check (reconcile adopts what they described from the files). bbolt
+// panics on some damaged pages only when it writes; such a panic, or bad
+// values that deleting does not remove (a damaged page layout), make the
+// database corrupt.
+func (s *Spool) prepareDB() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &corruptError{fmt.Errorf("panic writing pages: %v", r)}
+		}
+	}()
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bktEvidence, bktRecords, bktDead, bktSeen, bktMedia} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
@@ -236,6 +277,24 @@ func (s *Spool) openDB() error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if _, err := s.dropBad(); err != nil {
+		return err
+	}
+	var left []badValue
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		left, err = s.findBad(tx)
+		return err
+	}); err != nil {
+		return err
+	}
+	if len(left) > 0 {
+		return &corruptError{fmt.Errorf("%d damaged values could not be removed (first: %s)", len(left), left[0].why)}
+	}
+	return nil
 }
 
 // corruptError marks a database that exists but cannot be read.
@@ -265,10 +324,12 @@ func (s *Spool) tryOpen(p string) (db *bolt.DB, err error) {
 	return db, nil
 }
 
-// verifyDB walks every bucket and decodes every value, turning failures and
-// panics (bbolt panics on some garbage pages) into a corruptError. It runs
-// in the calling goroutine so that a panic can be recovered, unlike
-// (*bolt.Tx).Check.
+// verifyDB walks every page of every bucket, turning failures and panics
+// (bbolt panics on some garbage pages) into a corruptError, and then runs
+// bbolt's own consistency check. The walk runs in the calling goroutine so
+// that a panic can be recovered, unlike (*bolt.Tx).Check, which therefore
+// runs only on pages the walk has read. Values that fail their checksum do
+// not make the database corrupt: heal replaces them from the files.
 func verifyDB(db *bolt.DB) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -276,17 +337,45 @@ func verifyDB(db *bolt.DB) (err error) {
 		}
 	}()
 	err = db.View(func(tx *bolt.Tx) error {
-		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+		lo, pageSize := db.Info().Data, db.Info().PageSize
+		hi := lo + uintptr(tx.Size())
+		if err := tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			var prev []byte
+			var base uintptr
 			return b.ForEach(func(k, v []byte) error {
-				if v == nil {
-					return nil
+				// A flipped size in an element header makes bbolt hand out
+				// slices that run off the mapped file; touching them is a
+				// fault no recover catches, so check before anyone reads.
+				// Small buckets live inline in their parent's value, which
+				// bbolt may copy to the heap: their elements must lie
+				// within one page of the first.
+				blo, bhi := lo, hi
+				if b.Root() == 0 {
+					if base == 0 {
+						base = addr(k)
+					}
+					blo, bhi = base, base+uintptr(pageSize)
 				}
-				if !json.Valid(v) {
-					return fmt.Errorf("bucket %s key %x: value is not JSON", name, k)
+				if !within(k, blo, bhi) || !within(v, blo, bhi) {
+					return fmt.Errorf("bucket %q: an element points outside the file", name)
+				}
+				if prev != nil && bytes.Compare(prev, k) >= 0 {
+					return fmt.Errorf("bucket %q: keys out of order at %q", name, k)
+				}
+				prev = append(prev[:0], k...)
+				if !keyShapeOK(name, k) {
+					return fmt.Errorf("bucket %q: malformed key %q", name, k)
 				}
 				return nil
 			})
-		})
+		}); err != nil {
+			return err
+		}
+		var errs []error
+		for err := range tx.Check() {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
 	})
 	if err != nil {
 		if _, ok := err.(*corruptError); ok {
@@ -295,6 +384,31 @@ func verifyDB(db *bolt.DB) (err error) {
 		return &corruptError{err}
 	}
 	return nil
+}
+
+// within reports whether b lies inside the mapped range [lo, hi).
+func within(b []byte, lo, hi uintptr) bool {
+	if len(b) == 0 {
+		return true
+	}
+	p := addr(b)
+	return p >= lo && p <= hi && uintptr(len(b)) <= hi-p
+}
+
+func addr(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }
+
+// keyShapeOK reports whether k can be a key of the spool's bucket name; a
+// key of the wrong shape means a damaged page, not a damaged value.
+func keyShapeOK(name, k []byte) bool {
+	switch string(name) {
+	case string(bktEvidence), string(bktRecords), string(bktDead):
+		return len(k) == 8
+	case string(bktSeen):
+		return len(k) > 2 && (k[0] == 'e' || k[0] == 'r') && k[1] == '/'
+	case string(bktMedia):
+		return plume.ValidSHA256(string(k))
+	}
+	return true
 }
 
 func (s *Spool) check(ctx context.Context) error {
@@ -317,23 +431,4 @@ func seenKey(k Kind, id string) []byte {
 		return []byte("e/" + id)
 	}
 	return []byte("r/" + id)
-}
-
-func getJSON(b *bolt.Bucket, k []byte, v any) (bool, error) {
-	raw := b.Get(k)
-	if raw == nil {
-		return false, nil
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return false, fmt.Errorf("decode %s/%q: %w", "entry", k, err)
-	}
-	return true, nil
-}
-
-func putJSON(b *bolt.Bucket, k []byte, v any) error {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return b.Put(k, raw)
 }

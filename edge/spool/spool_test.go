@@ -238,7 +238,7 @@ func TestReopenResumes(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s = spooltest.OpenDir(t, dir, spool.Options{})
+	s = spooltest.OpenDir(t, dir, spool.Options{Logger: spooltest.Logger(t)})
 	if got := pendingIDs(t, s); len(got) != 1 || got[0] != m2.ID {
 		t.Fatalf("pending after reopen %v", got)
 	}

@@ -1,6 +1,10 @@
 package spool
 
-import bolt "go.etcd.io/bbolt"
+import (
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
 
 // Stats are plain counters and gauges for metrics. Counters count since
 // Open.
@@ -19,7 +23,12 @@ type Stats struct {
 	OrphansQuarantined int64 // counter: media files moved to quarantine/ at start-up
 	MediaRemoved       int64 // counter: delivered media files removed
 	FullRefusals       int64 // counter: items refused with ErrFull
-	Rebuilt            bool  // the database was rebuilt from evidence/ at Open
+	RecordsRecovered   int64 // counter: records queued again from records/ (rebuild or heal)
+	ValuesHealed       int64 // counter: database values that failed their check and were replaced from the files
+	Rebuilt            bool  // the database was rebuilt from evidence/ and records/ at Open
+	CentralUnreachable bool  // the uplink last reported central unreachable (folding allowed)
+	MediaDamaged       int   // gauge: queued media whose content Scrub found not to match its hash
+	LastScrub          time.Time
 }
 
 // Stats returns the current counters and gauges.
@@ -33,7 +42,10 @@ func (s *Spool) Stats() Stats {
 		OrphansQuarantined: s.orphansQuarantined.Load(),
 		MediaRemoved:       s.mediaRemoved.Load(),
 		FullRefusals:       s.fullRefusals.Load(),
+		RecordsRecovered:   s.recordsRecovered.Load(),
+		ValuesHealed:       s.valuesHealed.Load(),
 		Rebuilt:            s.rebuilt,
+		CentralUnreachable: s.unreachable.Load(),
 	}
 	if s.closed.Load() {
 		return st
@@ -46,6 +58,8 @@ func (s *Spool) Stats() Stats {
 	})
 	s.mu.Lock()
 	st.MissingMedia = len(s.missing)
+	st.MediaDamaged = len(s.damaged)
+	st.LastScrub = s.lastScrub.At
 	st.Bytes = s.usage()
 	s.mu.Unlock()
 	return st

@@ -317,6 +317,9 @@ func (u *Uplink) Run(ctx context.Context) error {
 			failures++
 			u.failures.Add(1)
 			u.setErr(err)
+			if failures == unreachableAfter {
+				u.cfg.Spool.SetCentralReachable(false)
+			}
 			wait = jitter(u.cfg.BackoffMin, u.cfg.BackoffMax, failures-1)
 			u.log.Warn("delivery failed; will retry", "err", err, "wait", wait)
 		case worked:
@@ -401,7 +404,12 @@ func (u *Uplink) ok() {
 	u.mu.Lock()
 	u.lastOK = u.now()
 	u.mu.Unlock()
+	u.cfg.Spool.SetCentralReachable(true)
 }
+
+// unreachableAfter is how many deliveries in a row must fail before the
+// spool is told central is unreachable (and may fold pass records).
+const unreachableAfter = 3
 
 // step delivers the oldest evidence item, or else one batch of records. It
 // reports whether there was anything to do.

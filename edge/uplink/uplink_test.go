@@ -156,9 +156,13 @@ func TestServerDownThenUp(t *testing.T) {
 	go func() { done <- u.Run(context.Background()) }()
 	defer u.Close()
 
-	time.Sleep(300 * time.Millisecond)
+	waitFor(t, 10*time.Second, func() bool { return u.Stats().Failures >= 3 })
 	if st := u.Stats(); st.Failures == 0 || st.EvidenceDelivered != 0 {
 		t.Fatalf("while down: %+v", st)
+	}
+	// Only now may the spool fold pass records under pressure.
+	if !e.spool.Stats().CentralUnreachable {
+		t.Fatal("spool not told central is unreachable")
 	}
 	if e.spool.Stats().DeadLetters != 0 {
 		t.Fatal("transport errors dead-lettered items")
@@ -176,6 +180,9 @@ func TestServerDownThenUp(t *testing.T) {
 	})
 	if man, recs, _ := e.central.counts(); man != 5 || recs != 300 {
 		t.Fatalf("central holds %d manifests, %d records", man, recs)
+	}
+	if e.spool.Stats().CentralUnreachable {
+		t.Fatal("spool still thinks central is unreachable")
 	}
 	u.Close()
 	if err := <-done; err != nil {

@@ -55,13 +55,18 @@ func loadONNX(model []byte, maxBytes int, inputShape []int64) (gocv.Net, error) 
 }
 
 // findModel resolves a model's path: an explicit path is used as is; then
-// the environment variable env; then def looked up from the working
-// directory upwards, so commands work from anywhere inside the repository.
+// the environment variable env; then def under the installed binary's
+// share directory (besideExecutable); then def looked up from the working
+// directory upwards, so commands work from anywhere inside the
+// repository. It returns def when none of these exists.
 func findModel(explicit, env, def string) string {
 	if explicit != "" {
 		return explicit
 	}
 	if p := os.Getenv(env); p != "" {
+		return p
+	}
+	if p := besideExecutable(def); p != "" {
 		return p
 	}
 	dir, err := os.Getwd()

@@ -26,7 +26,21 @@ type Options struct {
 	// localisation. Without it, a small image shaped like a plate (at most
 	// 320x160, aspect 1.5–6) is read as a crop automatically.
 	Crop bool
+	// AllPlates reads every candidate of a frame. Without it, reading
+	// stops at the first plate read with confidence and grammar (settled):
+	// a roadside camera's frame, or a vehicle's region, shows one plate
+	// that matters, and the candidates are read best first.
+	AllPlates bool
+	// MaxCandidates caps the candidates read per localiser pass, best
+	// first (0 means DefaultMaxCandidates; negative means no cap).
+	MaxCandidates int
 }
+
+// DefaultMaxCandidates is how many of a frame's candidates are read, best
+// first, when Options.MaxCandidates is 0. On the real tollbooth and ccpd
+// frames the plate is among the first few; the rest are lamps, grilles and
+// lettering, which cost a read each.
+const DefaultMaxCandidates = 12
 
 // Reader finds and reads plates. It is safe for concurrent use.
 type Reader struct {
@@ -151,8 +165,19 @@ func (r *Reader) read(ctx context.Context, img gocv.Mat, crop bool) (Result, err
 	res.Locate = t1.Sub(t0)
 	res.Candidates = len(cands)
 	var sure []image.Rectangle // boxes of confident, grammatical reads
+	limit := r.opt.MaxCandidates
+	if limit == 0 {
+		limit = DefaultMaxCandidates
+	}
+	done := func() bool { return !r.opt.AllPlates && len(sure) > 0 }
 	readAll := func(cands []Candidate) error {
+		if limit > 0 && len(cands) > limit {
+			cands = cands[:limit]
+		}
 		for _, c := range cands {
+			if done() {
+				return nil
+			}
 			if err := ctx.Err(); err != nil {
 				return fmt.Errorf("read plates: %w", err)
 			}
@@ -181,7 +206,7 @@ func (r *Reader) read(ctx context.Context, img gocv.Mat, crop bool) (Result, err
 	if err := readAll(cands); err != nil {
 		return res, err
 	}
-	if !crop && !slices.ContainsFunc(res.Plates, func(p Plate) bool { return p.Valid }) {
+	if !crop && !done() && !slices.ContainsFunc(res.Plates, func(p Plate) bool { return p.Valid }) {
 		// No grammatical read from the colour and edge candidates: look
 		// for rows of characters, whatever the colour around them.
 		rows, err := LocateRows(img, r.opt.Locate)

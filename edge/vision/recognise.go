@@ -50,10 +50,11 @@ type Recogniser struct {
 	steps  int
 }
 
-// OpenRecogniser loads an ONNX recogniser from path after validating the
-// file (see checkONNX) and running one inference to check the output shape.
+// OpenRecogniser loads an ONNX recogniser from path (or the embedded one,
+// EmbeddedPlateModel) after validating the file (see checkONNX) and
+// running one inference to check the output shape.
 func OpenRecogniser(path string) (*Recogniser, error) {
-	data, err := readModelFile(path, maxModelBytes)
+	data, err := plateModelBytes(path)
 	if err != nil {
 		return nil, err
 	}

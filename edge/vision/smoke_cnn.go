@@ -173,12 +173,15 @@ func (f *workFrame) frameRect(r image.Rectangle, w, h int) image.Rectangle {
 	return fr.Intersect(image.Rect(0, 0, w, h))
 }
 
-// cnnScores re-scores the candidates with the classifier: the largest
-// maxSmokePatches get the classifier's probability, the rest 0.
+// cnnScores re-scores the candidates that pass the hard rules
+// (smoke_cues.go) with the classifier: the largest maxSmokePatches get the
+// classifier's probability, the rest (and every rejected one) 0.
 func cnnScores(c *SmokeClassifier, img gocv.Mat, f *workFrame, feats []smokeFeatures) ([]float64, error) {
-	order := make([]int, len(feats))
-	for i := range order {
-		order[i] = i
+	order := make([]int, 0, len(feats))
+	for i, ft := range feats {
+		if ft.cues.Reject == "" {
+			order = append(order, i)
+		}
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return feats[b].area - feats[a].area })
 	out := make([]float64, len(feats))
@@ -202,7 +205,7 @@ func cnnScores(c *SmokeClassifier, img gocv.Mat, f *workFrame, feats []smokeFeat
 // DefaultSmokeCNNThreshold is the default plume probability threshold with
 // the patch classifier: the lowest at which the grouped 5-fold
 // cross-validated precision on the shared stills reaches 0.95 (see
-// models/smoke/README.md).
+// models/smoke/MODEL_CARD.md).
 const DefaultSmokeCNNThreshold = 0.495
 
 // DefaultSmokeModel is where the smoke patch classifier lives in the

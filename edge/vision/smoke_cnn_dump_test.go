@@ -2,9 +2,45 @@ package vision
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
+
+// normalVehicles reads the YOLO class-0 (normal vehicle) boxes beside an
+// overpass-video or cctv still.
+func normalVehicles(s SmokeStill) []fracBox {
+	if s.Set != "overpass-video" && s.Set != "cctv" {
+		return nil
+	}
+	b, err := os.ReadFile(strings.TrimSuffix(s.Path, filepath.Ext(s.Path)) + ".txt")
+	if err != nil {
+		return nil
+	}
+	var out []fracBox
+	for _, line := range strings.Split(string(b), "\n") {
+		var c int
+		var cx, cy, w, h float64
+		if n, _ := fmt.Sscan(line, &c, &cx, &cy, &w, &h); n == 5 && c == 0 {
+			out = append(out, fracBox{cx - w/2, cy - h/2, cx + w/2, cy + h/2})
+		}
+	}
+	return out
+}
+
+// generalSmoke lists smoke/general (black smoke that is mostly not from
+// vehicles): training positives for what smoke looks like, never part of
+// the image-level evaluation.
+func generalSmoke(data string) []SmokeStill {
+	paths, _ := filepath.Glob(filepath.Join(data, "smoke", "general", "*.jpg"))
+	out := make([]SmokeStill, 0, len(paths))
+	for _, p := range paths {
+		out = append(out, SmokeStill{Path: p, Set: "general", Smoky: true})
+	}
+	return out
+}
 
 // candidateRecord is one still's candidates, as models/smoke/train.py
 // reads them: the patch each candidate gives the classifier (frame
@@ -17,6 +53,7 @@ type candidateRecord struct {
 	H     int          `json:"h"`
 	Cands []candRecord `json:"cands"`
 	Smoke [][4]float64 `json:"smoke"` // annotated boxes, fractions of the image
+	Clean [][4]float64 `json:"clean"` // YOLO class-0 (normal vehicle) boxes, fractions of the image
 }
 
 type candRecord struct {
@@ -26,6 +63,7 @@ type candRecord struct {
 	Grade    int        `json:"grade"`
 	Logistic float64    `json:"logistic"`
 	Area     int        `json:"area"`
+	Cues     SmokeCues  `json:"cues"`
 }
 
 // TestSmokeCandidateDump writes the detector's candidates on the shared
@@ -42,6 +80,7 @@ func TestSmokeCandidateDump(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stills = append(stills, generalSmoke(sharedData(t))...)
 	f, err := os.Create(out)
 	if err != nil {
 		t.Fatal(err)
@@ -58,13 +97,16 @@ func TestSmokeCandidateDump(t *testing.T) {
 			img.Close()
 			t.Fatalf("%s: %v", s.Path, err)
 		}
-		wf, feats, err := stillFeatures(img, cnnMinBlackness)
+		wf, feats, err := stillFeatures(img, cnnLevels...)
 		w, h := img.Cols(), img.Rows()
 		img.Close()
 		if err != nil {
 			t.Fatalf("%s: %v", s.Path, err)
 		}
-		rec := candidateRecord{Path: s.Path, Set: s.Set, Smoky: s.Smoky, W: w, H: h, Cands: []candRecord{}, Smoke: [][4]float64{}}
+		rec := candidateRecord{Path: s.Path, Set: s.Set, Smoky: s.Smoky, W: w, H: h, Cands: []candRecord{}, Smoke: [][4]float64{}, Clean: [][4]float64{}}
+		for _, a := range normalVehicles(s) {
+			rec.Clean = append(rec.Clean, [4]float64{a.x0, a.y0, a.x1, a.y1})
+		}
 		for _, a := range smokeAnnotations(s) {
 			rec.Smoke = append(rec.Smoke, [4]float64{a.x0, a.y0, a.x1, a.y1})
 		}
@@ -79,6 +121,7 @@ func TestSmokeCandidateDump(t *testing.T) {
 				Grade:    Ringelmann(ft.blackness),
 				Logistic: smokeScore(ft),
 				Area:     ft.area,
+				Cues:     ft.cues,
 			})
 		}
 		if err := enc.Encode(rec); err != nil {

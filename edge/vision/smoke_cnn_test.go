@@ -170,7 +170,7 @@ func TestDetectSmokeWithClassifier(t *testing.T) {
 
 // TestDetectSmokeCNNStills runs the committed classifier through
 // DetectSmokeImage on the real stills at its operating threshold and guards
-// the in-sample counts in models/smoke/README.md (TP 299, FP 13 of 569).
+// the in-sample counts in models/smoke/MODEL_CARD.md (TP 299, FP 13 of 569).
 // In-sample numbers are not an accuracy estimate; the held-out ones are in
 // the README.
 func TestDetectSmokeCNNStills(t *testing.T) {

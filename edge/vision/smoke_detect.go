@@ -24,7 +24,7 @@ package vision
 // shadows of rigid objects end sharply), how smooth its inside is (no
 // grille, glass or chrome highlights), how ragged its outline is, and its
 // size. A logistic model over these features (weights in smokeWeights,
-// fitted by fitSmokeModel; see models/smoke/README.md) gives each component
+// fitted by fitSmokeModel; see models/smoke/MODEL_CARD.md) gives each component
 // a score in [0, 1]. With SmokeOptions.Classifier set, a small CNN on an
 // image patch around each component gives the score instead (smoke_cnn.go;
 // the default of `plume-edge smoke`). The frame is smoky when a
@@ -72,7 +72,7 @@ type SmokeOptions struct {
 // at which the 5-fold cross-validated precision on the shared stills
 // reaches 0.95 (a false accusation costs more than a miss). Recall there
 // is low (about 0.09); ScreeningSmokeThreshold trades precision for
-// recall. See models/smoke/README.md.
+// recall. See models/smoke/MODEL_CARD.md.
 const DefaultSmokeThreshold = 0.94
 
 // ScreeningSmokeThreshold is a threshold for screening, not accusing:
@@ -102,6 +102,9 @@ type SmokeBox struct {
 	Score     float64 `json:"score"`     // 0–1
 	Blackness float64 `json:"blackness"` // Ringelmann blackness (opacity), 0–1
 	Grade     int     `json:"grade"`     // Ringelmann 0–5
+	// Cues are the measurements the hard rules judged the region by
+	// (smoke_cues.go); Cues.Reject names the rule that rejected it.
+	Cues SmokeCues `json:"cues"`
 }
 
 // Rect returns the box as an image.Rectangle.
@@ -113,7 +116,21 @@ type SmokeResult struct {
 	Grade      int        `json:"grade"`      // the highest grade among counted plumes (0 when clean)
 	Confidence float64    `json:"confidence"` // probability that the verdict is right, 0.5–1
 	Boxes      []SmokeBox `json:"boxes"`      // plumes that count, best first
+	// Scored are the candidate regions that passed the hard rules but
+	// not the threshold or the grade, best first (at most maxReported).
+	Scored []SmokeBox `json:"scored"`
+	// Rejected are the candidate regions that a hard rule rejected, the
+	// largest first (at most maxReported), each with the rule's name in
+	// Cues.Reject.
+	Rejected []SmokeBox `json:"rejected"`
+	// Vehicles are the vehicle boxes the plumes were looked for behind.
+	// Stills have no vehicle detector yet: always empty there (see
+	// models/smoke/MODEL_CARD.md).
+	Vehicles []image.Rectangle `json:"vehicles"`
 }
+
+// maxReported caps the scored and rejected regions listed per frame.
+const maxReported = 12
 
 // smokeFeatures describe one candidate component.
 type smokeFeatures struct {
@@ -131,6 +148,7 @@ type smokeFeatures struct {
 	fade      float64 // mean blackness on the boundary / median inside
 	softLow   float64 // 25th percentile of boundary gradient / contrast
 	aspect    float64 // log(height / width)
+	cues      SmokeCues
 }
 
 // vector returns the model's inputs.
@@ -155,7 +173,7 @@ func (f smokeFeatures) vector() []float64 {
 var smokeFeatureNames = []string{"blackness", "saturation", "log_soft_edge", "log_texture", "fill", "log_ragged", "log_area_frac", "highlight", "spread", "fade", "log_soft_low", "log_aspect"}
 
 // smokeWeights is the logistic model: bias first, then one weight per
-// feature. Fitted by fitSmokeModel (models/smoke/README.md).
+// feature. Fitted by fitSmokeModel (models/smoke/MODEL_CARD.md).
 var smokeWeights = []float64{3.378, 1.006, 12.59, -1.083, 0.6033, -5.944, -0.8859, 1.121, 5.839, 3.087, 1.488, 0.6214, 0.3675}
 
 func smokeScore(f smokeFeatures) float64 {
@@ -346,6 +364,7 @@ func (f *workFrame) components(mask []byte, ref []float32, minFrac float64) ([]s
 	total := float64(f.w * f.h)
 	keep := make([]int, n) // label → index into out, or -1
 	var out []smokeFeatures
+	var labelOf []int32
 	for l := 1; l < n; l++ {
 		keep[l] = -1
 		area := int(stats.GetIntAt(l, int(gocv.CC_STAT_AREA)))
@@ -355,6 +374,7 @@ func (f *workFrame) components(mask []byte, ref []float32, minFrac float64) ([]s
 		x, y := int(stats.GetIntAt(l, int(gocv.CC_STAT_LEFT))), int(stats.GetIntAt(l, int(gocv.CC_STAT_TOP)))
 		w, h := int(stats.GetIntAt(l, int(gocv.CC_STAT_WIDTH))), int(stats.GetIntAt(l, int(gocv.CC_STAT_HEIGHT)))
 		keep[l] = len(out)
+		labelOf = append(labelOf, int32(l))
 		out = append(out, smokeFeatures{box: image.Rect(x, y, x+w, y+h), area: area})
 	}
 	if len(out) == 0 {
@@ -444,11 +464,17 @@ func (f *workFrame) components(mask []byte, ref []float32, minFrac float64) ([]s
 		}
 		o.aspect = math.Log(float64(r.Dy()) / float64(r.Dx()))
 	}
+	f.cues(lab, labelOf, out)
 	return out, nil
 }
 
-// stillFeatures returns the candidate plumes of a still image.
-func stillFeatures(img gocv.Mat, minBlack float32) (*workFrame, []smokeFeatures, error) {
+// stillFeatures returns the candidate plumes of a still image: the
+// components of the candidate mask at each blackness level in levels
+// (ascending). A higher level splits a large dark region (road, a dark
+// car and the plume behind it) into its darker cores, so that the plume
+// becomes a region of its own; a component whose box nearly repeats one
+// of a lower level (IoU ≥ 0.7) is dropped.
+func stillFeatures(img gocv.Mat, levels ...float32) (*workFrame, []smokeFeatures, error) {
 	f, err := newWorkFrame(img, SmokeWorkSide)
 	if err != nil {
 		return nil, nil, err
@@ -457,32 +483,40 @@ func stillFeatures(img gocv.Mat, minBlack float32) (*workFrame, []smokeFeatures,
 	if err != nil {
 		return nil, nil, err
 	}
-	feats, err := f.components(f.candidateMask(ref, minBlack), ref, 0.002)
-	if err != nil {
-		return nil, nil, err
+	var out []smokeFeatures
+	for _, level := range levels {
+		feats, err := f.components(f.candidateMask(ref, level), ref, 0.002)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, ft := range feats {
+			if !slices.ContainsFunc(out, func(o smokeFeatures) bool { return iou(o.box, ft.box) >= 0.7 }) {
+				out = append(out, ft)
+			}
+		}
 	}
-	return f, feats, nil
+	return f, out, nil
 }
 
-// The blackness from which a pixel is a plume candidate in a still: the
-// logistic model's features were fitted on components from 0.3; the patch
-// CNN re-scores components from 0.2, which also proposes the grey body of
-// a plume whose core alone passes 0.3 (grouped-CV F1 at precision 0.95
-// rose from 0.866 to 0.907; see models/smoke/README.md).
-const (
-	logisticMinBlackness float32 = 0.3
-	cnnMinBlackness      float32 = 0.2
+// The blackness levels from which a pixel is a plume candidate in a
+// still: the logistic model's features were fitted on components from
+// 0.3; the patch CNN scores components from 0.2, 0.35 and 0.5 (v2: the
+// higher levels propose the plume's core apart from the road it lies on;
+// see models/smoke/MODEL_CARD.md).
+var (
+	logisticLevels = []float32{0.3}
+	cnnLevels      = []float32{0.2, 0.35, 0.5}
 )
 
 // DetectSmoke looks for black smoke in one BGR image with no background
 // model (single-image mode). The image is not modified.
 func DetectSmoke(img gocv.Mat, opt SmokeOptions) (SmokeResult, error) {
 	opt = opt.withDefaults()
-	minBlack := logisticMinBlackness
+	levels := logisticLevels
 	if opt.Classifier != nil {
-		minBlack = cnnMinBlackness
+		levels = cnnLevels
 	}
-	f, feats, err := stillFeatures(img, minBlack)
+	f, feats, err := stillFeatures(img, levels...)
 	if err != nil {
 		return SmokeResult{}, fmt.Errorf("detect smoke: %w", err)
 	}
@@ -493,7 +527,9 @@ func DetectSmoke(img gocv.Mat, opt SmokeOptions) (SmokeResult, error) {
 		}
 	} else {
 		for i, ft := range feats {
-			scores[i] = smokeScore(ft)
+			if ft.cues.Reject == "" {
+				scores[i] = smokeScore(ft)
+			}
 		}
 	}
 	return verdict(f, feats, scores, opt), nil
@@ -512,18 +548,29 @@ func DetectSmokeImage(data []byte, opt SmokeOptions) (SmokeResult, error) {
 
 // verdict decides from the components and their scores.
 func verdict(f *workFrame, feats []smokeFeatures, scores []float64, opt SmokeOptions) SmokeResult {
-	res := SmokeResult{Boxes: []SmokeBox{}}
+	res := SmokeResult{Boxes: []SmokeBox{}, Scored: []SmokeBox{}, Rejected: []SmokeBox{}, Vehicles: []image.Rectangle{}}
 	best := 0.0
 	for i, ft := range feats {
 		s := scores[i]
-		best = max(best, s)
 		g := Ringelmann(ft.blackness)
-		if s < opt.Threshold || g < opt.MinGrade {
-			continue
+		b := f.box(ft.box, s, ft.blackness, g)
+		b.Cues = ft.cues
+		switch {
+		case ft.cues.Reject != "":
+			res.Rejected = append(res.Rejected, b)
+		case s < opt.Threshold || g < opt.MinGrade:
+			best = max(best, s)
+			res.Scored = append(res.Scored, b)
+		default:
+			best = max(best, s)
+			res.Boxes = append(res.Boxes, b)
 		}
-		res.Boxes = append(res.Boxes, f.box(ft.box, s, ft.blackness, g))
 	}
 	slices.SortFunc(res.Boxes, func(a, b SmokeBox) int { return cmpDesc(a.Score, b.Score) })
+	slices.SortFunc(res.Scored, func(a, b SmokeBox) int { return cmpDesc(a.Score, b.Score) })
+	slices.SortStableFunc(res.Rejected, func(a, b SmokeBox) int { return b.W*b.H - a.W*a.H })
+	res.Scored = res.Scored[:min(len(res.Scored), maxReported)]
+	res.Rejected = res.Rejected[:min(len(res.Rejected), maxReported)]
 	if len(res.Boxes) > 0 {
 		res.Smoky = true
 		res.Confidence = res.Boxes[0].Score

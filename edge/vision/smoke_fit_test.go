@@ -71,8 +71,8 @@ func smokeAnnotations(s SmokeStill) []fracBox {
 		return nil
 	}
 	base := strings.TrimSuffix(filepath.Base(s.Path), filepath.Ext(s.Path))
-	if s.Set == "web" {
-		b, err := os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(s.Path)), "web-annotations", base+".xml"))
+	if s.Set == "web" || s.Set == "general" {
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(s.Path)), s.Set+"-annotations", base+".xml"))
 		if err != nil {
 			return nil
 		}
@@ -133,7 +133,7 @@ func loadStillSamples(tb testing.TB) []stillSample {
 			img.Close()
 			tb.Fatalf("%s: %v", s.Path, err)
 		}
-		wf, feats, err := stillFeatures(img, logisticMinBlackness)
+		wf, feats, err := stillFeatures(img, logisticLevels...)
 		img.Close()
 		if err != nil {
 			tb.Fatalf("%s: %v", s.Path, err)

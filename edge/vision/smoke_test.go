@@ -24,7 +24,7 @@ func TestRingelmann(t *testing.T) {
 }
 
 // TestDetectSmokeStillsAccuracy measures the detector on the real stills
-// and guards against regressions. The numbers are in models/smoke/README.md.
+// and guards against regressions. The numbers are in models/smoke/MODEL_CARD.md.
 func TestDetectSmokeStillsAccuracy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("reads ~570 real images")

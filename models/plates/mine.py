@@ -94,8 +94,9 @@ def edit(a, b):
     return d[len(b)]
 
 
-def mine(model, data, to_tensor, decode, log):
-    """Returns a list of (image, quad, double, text) from the training split."""
+def mine(model, data, to_tensor, decode, log, with_names=False):
+    """Returns a list of (image, quad, double, text) from the training split
+    (with_names: of (file name, that tuple))."""
     out = []
     files = sorted(glob.glob(os.path.join(data, "tollbooth", "*.png")) + glob.glob(os.path.join(data, "tollbooth", "*.jpg")))
     model.eval()
@@ -120,7 +121,8 @@ def mine(model, data, to_tensor, decode, log):
                 if best is None or e < best[0]:
                     best = (e, q, d)
         if best is not None and best[0] <= 2:
-            out.append((img, best[1], best[2], text))
+            s = (img, best[1], best[2], text)
+            out.append((name, s) if with_names else s)
     model.train()
     log("mined %d tollbooth training plates from %d files" % (len(out), len(files)))
     return out
@@ -135,3 +137,36 @@ def jittered(sample, rng):
     x = rectify(img, j.astype(np.float32), double)
     x = np.clip(x.astype(np.float32) * rng.uniform(0.7, 1.3) + rng.uniform(-25, 25), 0, 255).astype(np.uint8)
     return x, text
+
+
+def write_quads(path, mined):
+    """Writes the mined training-split quads as CSV (file, text, double,
+    quad: x0 y0 x1 y1 x2 y2 x3 y3), the real boxes that prepare.py and the
+    plate detector's training read."""
+    import csv
+
+    with open(path + ".tmp", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "text", "double", "quad"])
+        for name, (img, q, double, text) in mined:
+            w.writerow([name, text, "1" if double else "0", " ".join("%.1f" % v for v in q.reshape(-1))])
+    os.replace(path + ".tmp", path)
+
+
+if __name__ == "__main__":
+    # python3 mine.py MODEL.pt OUT.csv: mine with a trained ensemble state dict.
+    import sys
+    import time
+
+    import train
+
+    sd = torch.load(sys.argv[1], map_location="cpu")
+    n = len({k.split(".")[1] for k in sd if k.startswith("members.")})
+    model = train.Ensemble([train.Net() for _ in range(n)]) if n else train.Net()
+    model.load_state_dict(sd)
+    log = lambda *a: print(time.strftime("%H:%M:%S"), *a, flush=True)
+    data = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "data", "plates")
+    named = []
+    for s in mine(model, data, train.to_tensor, train.decode, log, with_names=True):
+        named.append(s)
+    write_quads(sys.argv[2], named)

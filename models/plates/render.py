@@ -52,11 +52,12 @@ ALNUM_FONTS = [
 ]
 
 _glyphs = {}
+FONT_IDS = 4  # render_plate picks one of this many font choices per plate
 
 
 def glyph(ch, font_id):
     """Returns the tight grayscale mask (uint8, 255 = ink) of one character."""
-    key = (ch, font_id)
+    key = (ch, font_id % FONT_IDS)
     g = _glyphs.get(key)
     if g is not None:
         return g
@@ -71,6 +72,57 @@ def glyph(ch, font_id):
     g = a[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
     _glyphs[key] = g
     return g
+
+
+def save_font_glyphs(path):
+    """Writes every font glyph mask to PATH (.npz), so that a machine without
+    the Debian fonts (a GPU box) renders exactly the same plates."""
+    masks, keys = [], []
+    for ch in CHARS:
+        for f in range(FONT_IDS):
+            keys.append("%s|%d" % (ch, f))
+            masks.append(glyph(ch, f))
+    np.savez_compressed(path, keys=np.array(keys), **{"m%d" % i: m for i, m in enumerate(masks)})
+
+
+def load_font_glyphs(path):
+    z = np.load(path)
+    for i, k in enumerate(z["keys"]):
+        ch, f = str(k).split("|")
+        _glyphs[(ch, int(f))] = z["m%d" % i]
+
+
+# Real character shapes: binarised crops segmented from real plates
+# (../shared/data/plates/chars, EasyPR, Apache-2.0), tight masks per
+# character. Empty unless use_real_glyphs() was called.
+_real = {}
+REAL_PROVINCE_P = 0.6  # share of province characters drawn from real crops
+REAL_ALNUM_P = 0.3     # share of letters and digits drawn from real crops
+
+
+def use_real_glyphs(masks_by_char):
+    """masks_by_char: {character: [uint8 mask, 255 = ink, ...]}."""
+    _real.clear()
+    for ch, ms in masks_by_char.items():
+        if ms:
+            _real[ch] = ms
+
+
+def real_mask(crop):
+    """The tight mask of one 20x20 binarised crop, or None when empty."""
+    ys, xs = np.nonzero(crop > 127)
+    if len(ys) < 6:
+        return None
+    return np.ascontiguousarray(crop[ys.min():ys.max() + 1, xs.min():xs.max() + 1])
+
+
+def pick_glyph(ch, font_id, rng):
+    ms = _real.get(ch)
+    if ms:
+        p = REAL_PROVINCE_P if ch in PROVINCES else REAL_ALNUM_P
+        if rng.random() < p:
+            return ms[rng.randrange(len(ms))], True
+    return glyph(ch, font_id), False
 
 
 def random_text(kind, rng):
@@ -150,7 +202,7 @@ def render_plate(text, kind, rng, scale=0.5):
     font_id = rng.randrange(4)
     jitter = rng.uniform(-1.5, 1.5)
     for i, (ch, (x, y, bw, bh)) in enumerate(zip(text, boxes)):
-        g = glyph(ch, font_id)
+        g, real = pick_glyph(ch, font_id, rng)
         gw, gh = int(round(bw * scale)), int(round(bh * scale))
         if ch in "1":  # the digit 1 is narrow on plates; keep it centred
             nw = max(2, gw // 3)
@@ -159,7 +211,10 @@ def render_plate(text, kind, rng, scale=0.5):
         else:
             gx = int(round((x + jitter) * scale))
         gy = int(round(y * scale))
-        mask = cv2.resize(g, (gw, gh), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+        if real:  # 20-pixel binary crops: upscale smoothly, soften the steps
+            mask = cv2.GaussianBlur(cv2.resize(g, (gw, gh), interpolation=cv2.INTER_LINEAR), (3, 3), 0).astype(np.float32) / 255
+        else:
+            mask = cv2.resize(g, (gw, gh), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
         c = ink
         if ch in "警" or (kind == "white" and i == 0 and rng.random() < 0.2):
             c = (30, 30, 200)

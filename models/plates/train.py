@@ -20,6 +20,7 @@ import argparse
 import glob
 import json
 import math
+import multiprocessing as mp
 import os
 import random
 import signal
@@ -40,7 +41,7 @@ import render  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 NCLS = len(render.CHARS) + 1
-VERSION = "plate-rec-3"
+VERSION = "plate-rec-4"
 
 
 def log(*a):
@@ -101,66 +102,302 @@ def decode(logits):
     return out
 
 
-def real_split(data):
-    files = sorted(glob.glob(os.path.join(data, "lprnet-crops", "*.jpg")))
-    train, held = [], []
-    for f in files:
-        name = os.path.basename(f)
-        text = os.path.splitext(name)[0]
-        if any(c not in render.CHARS for c in text):
-            continue
-        (held if zlib.crc32(name.encode()) % 10 < 3 else train).append((f, text))
-    return train, held
+def log_every(step):
+    return step % 100 == 0
 
 
-def load_crop(path):
-    img = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
-    return render.model_input(img, False)
+# ---------------------------------------------------------------- data
 
 
-def render_chunks(work, n, chunk, prefix="synth", seed=1000, rect_fit=0.0):
-    os.makedirs(work, exist_ok=True)
-    for c in range(math.ceil(n / chunk)):
-        path = os.path.join(work, "%s-%02d.npz" % (prefix, c))
-        if os.path.exists(path):
-            continue
-        rng = random.Random(seed + c)
-        np.random.seed(seed + c)
-        imgs, texts = [], []
-        t0 = time.time()
-        for i in range(chunk):
-            img, text, _ = render.sample(rng, rect_fit=rect_fit)
-            imgs.append(img)
-            texts.append(text)
-        np.savez(path + ".tmp.npz", imgs=np.stack(imgs), texts=np.array(texts))
-        os.replace(path + ".tmp.npz", path)
-        log("rendered chunk %d/%d (%d plates, %.0fs)" % (c + 1, math.ceil(n / chunk), chunk, time.time() - t0))
-
-
-def load_synth(work, prefix="synth"):
+def render_chunk(job):
+    """Renders one chunk of the synthetic pool (run in a worker process)."""
+    path, seed, n, real = job
+    rng = random.Random(seed)
+    np.random.seed(seed % (2 ** 32))
+    saved = dict(render._real)
+    if not real:
+        render._real.clear()
     imgs, texts = [], []
-    for p in sorted(glob.glob(os.path.join(work, prefix + "-*.npz"))):
+    for _ in range(n):
+        img, text, _ = render.sample(rng)
+        imgs.append(img)
+        texts.append(text)
+    render._real.clear()
+    render._real.update(saved)
+    np.savez(path + ".tmp.npz", imgs=np.stack(imgs), texts=np.array(texts))
+    os.replace(path + ".tmp.npz", path)
+    return path
+
+
+def render_pool(work, name, n, chunk, seed, real, procs):
+    """Renders WORK/NAME-NN.npz chunks that are missing, in PROCS processes.
+    real: draw characters from the real crops (render.use_real_glyphs)."""
+    jobs = []
+    for c in range(math.ceil(n / chunk)):
+        path = os.path.join(work, "%s-%03d.npz" % (name, c))
+        if not os.path.exists(path):
+            jobs.append((path, seed + c, chunk, real))
+    if not jobs:
+        return
+    log("rendering %d chunks of %d plates (%s pool) in %d processes" % (len(jobs), chunk, name, procs))
+    t0 = time.time()
+    if procs <= 1:
+        for i, j in enumerate(jobs):
+            render_chunk(j)
+            log("rendered %d/%d chunks (%.0fs)" % (i + 1, len(jobs), time.time() - t0))
+        return
+    with mp.get_context("fork").Pool(procs) as pool:
+        for i, _ in enumerate(pool.imap_unordered(render_chunk, jobs)):
+            log("rendered %d/%d chunks (%.0fs)" % (i + 1, len(jobs), time.time() - t0))
+
+
+def load_pool(work, name):
+    imgs, texts = [], []
+    for p in sorted(glob.glob(os.path.join(work, name + "-*.npz"))):
+        if p.endswith(".tmp.npz"):
+            continue
         z = np.load(p)
         imgs.append(z["imgs"])
-        texts += list(z["texts"])
+        texts += [str(t) for t in z["texts"]]
     return np.concatenate(imgs), texts
 
 
-def jitter_real(img, rng):
-    """Light online augmentation of a real crop: shift/scale, light, blur."""
-    h, w = img.shape[:2]
-    s = rng.uniform(0.92, 1.08)
-    M = np.float32([[s, rng.uniform(-0.05, 0.05), rng.uniform(-4, 4) + (1 - s) * w / 2],
-                    [0, s, rng.uniform(-2, 2) + (1 - s) * h / 2]])
-    img = cv2.warpAffine(img, M, (w, h), borderMode=cv2.BORDER_REPLICATE)
-    img = np.clip(img.astype(np.float32) * rng.uniform(0.7, 1.3) + rng.uniform(-25, 25), 0, 255).astype(np.uint8)
-    if rng.random() < 0.2:
-        img = cv2.GaussianBlur(img, (3, 3), 0)
-    return img
+def real_glyphs(z, held_fold):
+    """{character: [mask]} of the crops outside fold HELD_FOLD (or only in it,
+    when held_fold is negative: -1 - fold)."""
+    out = {}
+    for m, ch, f in zip(z["glyph_masks"], z["glyph_chars"], z["glyph_folds"]):
+        if (held_fold >= 0 and f == held_fold) or (held_fold < 0 and f != -1 - held_fold):
+            continue
+        mk = render.real_mask(m)
+        if mk is not None:
+            out.setdefault(str(ch), []).append(mk)
+    return out
+
+
+def encode_padded(texts):
+    """Texts -> (N x 8 long targets, N lengths), class i+1 = CHARS[i]."""
+    idx = {c: i + 1 for i, c in enumerate(render.CHARS)}
+    y = np.zeros((len(texts), 8), np.int64)
+    n = np.zeros(len(texts), np.int64)
+    for i, t in enumerate(texts):
+        y[i, :len(t)] = [idx[c] for c in t]
+        n[i] = len(t)
+    return torch.from_numpy(y), torch.from_numpy(n)
+
+
+class Source:
+    """One kind of training input, held on the training device."""
+
+    def __init__(self, imgs, texts, dev):
+        self.x = torch.from_numpy(np.ascontiguousarray(imgs)).to(dev)  # N H W 3 uint8
+        self.y, self.n = encode_padded(texts)
+        self.y, self.n = self.y.to(dev), self.n.to(dev)
+
+    def __len__(self):
+        return len(self.n)
+
+    def draw(self, k, gen):
+        i = torch.randint(0, len(self), (k,), generator=gen, device="cpu").to(self.x.device)
+        return self.x[i], self.y[i], self.n[i]
+
+
+def to_input(x_u8):
+    """N H W 3 uint8 (device) -> N 3 H W float, (x/255-0.5)/0.5."""
+    return (x_u8.permute(0, 3, 1, 2).float() / 255.0 - 0.5) / 0.5
+
+
+def augment_batch(x, gen):
+    """Mild per-sample geometry (scale, shear, shift) and light on the whole
+    batch, on the training device."""
+    n = x.shape[0]
+    r = lambda lo, hi: torch.rand(n, generator=gen).mul(hi - lo).add(lo).to(x.device)
+    theta = torch.zeros(n, 2, 3, device=x.device)
+    theta[:, 0, 0] = r(0.94, 1.06)
+    theta[:, 0, 1] = r(-0.06, 0.06)
+    theta[:, 0, 2] = r(-0.04, 0.04)
+    theta[:, 1, 1] = r(0.92, 1.08)
+    theta[:, 1, 2] = r(-0.06, 0.06)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    a = r(0.75, 1.25).view(n, 1, 1, 1)
+    b = r(-0.2, 0.2).view(n, 1, 1, 1)
+    return (x * a + b).clamp(-1.5, 1.5)
+
+
+# ---------------------------------------------------------------- training
+
+
+def lr_at(progress, peak):
+    """One cycle: linear warm-up over the first 5 %, then cosine to ~0."""
+    if progress < 0.05:
+        return peak * (0.04 + 0.96 * progress / 0.05)
+    t = (progress - 0.05) / 0.95
+    return peak * (0.001 + 0.999 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+def accuracy(model, imgs, texts, dev):
+    was = model.training
+    model.eval()
+    ok = 0
+    with torch.no_grad():
+        for i in range(0, len(texts), 512):
+            x = to_input(torch.from_numpy(np.ascontiguousarray(imgs[i:i + 512])).to(dev))
+            pred = decode(model(x))
+            ok += sum(p == t for p, t in zip(pred, texts[i:i + 512]))
+    model.train(was)
+    return ok / max(1, len(texts))
+
+
+def train(args, dev):
+    """Trains one network (WORK/run-NAME), resuming from its checkpoint.
+    Returns the run directory, or None when stopped early."""
+    without = set(w for w in args.without.split(",") if w)
+    bad = without - {"lprnet", "tollbooth", "chars"}
+    if bad:
+        raise SystemExit("--without: unknown source %s" % ", ".join(sorted(bad)))
+    rdir = os.path.join(args.work, "run-" + args.run)
+    os.makedirs(rdir, exist_ok=True)
+    final = os.path.join(rdir, "final.pt")
+    if os.path.exists(final):
+        log("run %s finished already: %s" % (args.run, final))
+        return rdir
+    z = np.load(os.path.join(args.work, "real.npz"))
+    sources = {"font": Source(*load_pool(args.work, "font"), dev)}
+    if "chars" not in without:
+        sources["glyph"] = Source(*load_pool(args.work, "glyph"), dev)
+    if "lprnet" not in without and len(z["lpr_train_texts"]):
+        sources["lprnet"] = Source(z["lpr_train"], [str(t) for t in z["lpr_train_texts"]], dev)
+    if "tollbooth" not in without and len(z["toll_texts"]):
+        sources["tollbooth"] = Source(z["toll"], [str(t) for t in z["toll_texts"]], dev)
+    held, htexts = z["lpr_held"], [str(t) for t in z["lpr_held_texts"]]
+    share = {"lprnet": args.real_per_batch, "tollbooth": args.real_per_batch}
+    counts = {k: share.get(k, 0) for k in sources}
+    rest = args.batch - sum(counts.values())
+    synth = [k for k in ("font", "glyph") if k in sources]
+    for i, k in enumerate(synth):
+        counts[k] = rest // len(synth) + (1 if i < rest % len(synth) else 0)
+    log("run %s, without %s: %s per batch; %s" % (args.run, ",".join(sorted(without)) or "nothing",
+        ", ".join("%s %d" % kv for kv in counts.items()), ", ".join("%s %d" % (k, len(v)) for k, v in sources.items())))
+
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.benchmark = True
+    model = Net().to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    step, ckpt = 0, os.path.join(rdir, "ckpt.pt")
+    if os.path.exists(ckpt):
+        st = torch.load(ckpt, map_location=dev)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        step = st["step"]
+        log("resumed from %s at step %d" % (ckpt, step))
+    log("model: %d parameters, device %s" % (sum(p.numel() for p in model.parameters()), dev))
+
+    def save(path):
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step}, path + ".tmp")
+        os.replace(path + ".tmp", path)
+
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
+    gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
+    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+    model.train()
+    t0, avg, start = time.time(), None, step
+    def progress():
+        p = step / args.steps
+        if args.deadline > 0:  # squeeze the schedule into the wall-clock budget
+            p = max(p, (time.time() - t0) / args.deadline)
+        return p
+
+    while progress() < 1:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(progress(), args.lr)
+        xs, ys, ns = [], [], []
+        for k, c in counts.items():
+            if c:
+                x, y, n = sources[k].draw(c, gen)
+                xs.append(x), ys.append(y), ns.append(n)
+        x = augment_batch(to_input(torch.cat(xs)), gen)
+        y, ylen = torch.cat(ys), torch.cat(ns)
+        lp = F.log_softmax(model(x)[:, :, 0, :], 1).permute(2, 0, 1)  # T N C
+        loss = ctc(lp, y, torch.full((x.shape[0],), lp.shape[0], dtype=torch.long, device=dev), ylen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        step += 1
+        if log_every(step):
+            avg = loss.item() if avg is None else 0.8 * avg + 0.2 * loss.item()
+            rate = (step - start) / (time.time() - t0)
+            eta = (args.steps - step) / max(rate, 1e-9)
+            log("run %s step %d/%d loss %.3f lr %.2e %.1f steps/s eta %dm%02ds" % (args.run, step, args.steps, avg, lr_at(progress(), args.lr), rate, eta // 60, eta % 60))
+        if step % args.ckpt_every == 0 or stop["now"]:
+            save(ckpt)
+        if step % args.eval_every == 0:
+            log("run %s eval step %d: lprnet-crops held-out exact %.1f%%" % (args.run, step, 100 * accuracy(model, held, htexts, dev)))
+        if stop["now"]:
+            log("stopped at step %d; run again to resume" % step)
+            return None
+    save(ckpt)
+    model.eval()
+    torch.save(model.state_dict(), final + ".tmp")
+    os.replace(final + ".tmp", final)
+    m = {"run": args.run, "without": sorted(without), "steps": step, "batch": args.batch, "device": str(dev),
+         "lprnet_crops_heldout": round(100 * accuracy(model, held, htexts, dev), 2)}
+    with open(os.path.join(rdir, "metrics.json"), "w") as f:
+        json.dump(m, f, ensure_ascii=False, indent=1)
+    log("run %s finished: %s" % (args.run, json.dumps(m, ensure_ascii=False)))
+    return rdir
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", default=os.path.expanduser("~/.cache/plume-plates-4"))
+    ap.add_argument("--run", default="plate-rec-4", help="run name: WORK/run-NAME")
+    ap.add_argument("--without", default="", help="leave sources out (comma list of lprnet, tollbooth, chars)")
+    ap.add_argument("--pool", type=int, default=64000, help="rendered plates per pool (font and glyph)")
+    ap.add_argument("--chunk", type=int, default=2000)
+    ap.add_argument("--procs", type=int, default=2, help="rendering processes")
+    ap.add_argument("--steps", type=int, default=16000)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--real-per-batch", type=int, default=16, help="lprnet-crops and tollbooth inputs per batch, each")
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    ap.add_argument("--deadline", type=float, default=0, help="seconds: end the schedule by then even if fewer steps ran (0: no limit)")
+    ap.add_argument("--ckpt-every", type=int, default=200)
+    ap.add_argument("--eval-every", type=int, default=2000)
+    ap.add_argument("--render-only", action="store_true", help="render the pools and stop")
+    ap.add_argument("--export", metavar="RUN", help="export WORK/run-RUN/final.pt to models/plates (ONNX, parity, metrics)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(1)
+    dev = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device))
+
+    render.load_font_glyphs(os.path.join(args.work, "fonts.npz"))
+    z = np.load(os.path.join(args.work, "real.npz"))
+    if args.export:
+        model = Net()
+        model.load_state_dict(torch.load(os.path.join(args.work, "run-" + args.export, "final.pt"), map_location="cpu"))
+        export(model, args, z["lpr_held"], [str(t) for t in z["lpr_held_texts"]])
+        return
+    render_pool(args.work, "font", args.pool, args.chunk, 1000, False, args.procs)
+    render.use_real_glyphs(real_glyphs(z, held_fold=0))
+    render_pool(args.work, "glyph", args.pool, args.chunk, 5000, True, args.procs)
+    render._real.clear()
+    if args.render_only:
+        return
+    if train(args, dev) is None:
+        sys.exit(3)
 
 
 def synth_val(n=600):
-    """A fixed rendered test set, n per kind, never trained on (seed 7)."""
+    """A fixed rendered test set, n per kind, font glyphs only, never trained
+    on (seed 7)."""
+    saved = dict(render._real)
+    render._real.clear()
     rng = random.Random(7)
     np.random.seed(7)
     out = {}
@@ -171,72 +408,13 @@ def synth_val(n=600):
             imgs.append(img)
             texts.append(t)
         out[k] = (np.stack(imgs), texts)
+    render._real.update(saved)
     return out
 
 
-def accuracy(model, imgs, texts):
-    was = model.training
-    model.eval()
-    ok = 0
-    with torch.no_grad():
-        for i in range(0, len(texts), 256):
-            pred = decode(model(to_tensor(imgs[i:i + 256])))
-            ok += sum(p == t for p, t in zip(pred, texts[i:i + 256]))
-    model.train(was)
-    return ok / max(1, len(texts))
-
-
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--work", default=os.path.expanduser("~/.cache/plume-plates-3"))
-    ap.add_argument("--data", default=os.path.join(REPO, "..", "shared", "data", "plates"))
-    ap.add_argument("--synth", type=int, default=60000)
-    ap.add_argument("--chunk", type=int, default=5000)
-    ap.add_argument("--members", default="6000,9000,7500",
-                    help="stage-1 steps of each member of the ensemble, one member per value, trained in WORK/member-N")
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--real-per-batch", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--ckpt-every", type=int, default=100)
-    ap.add_argument("--eval-every", type=int, default=1000)
-    ap.add_argument("--finetune-steps", type=int, default=3000)
-    ap.add_argument("--synth2", type=int, default=10000)
-    ap.add_argument("--ft-real", type=int, default=16, help="stage 2: lprnet-crops per batch")
-    ap.add_argument("--ft-mined", type=int, default=16, help="stage 2: mined tollbooth plates per batch")
-    ap.add_argument("--widths", default="32,64,96,128,192", help="channels of the five conv stages")
-    ap.add_argument("--export-only", action="store_true", help="export the members' finished checkpoints")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    cv2.setNumThreads(1)
-
-    render_chunks(args.work, args.synth, args.chunk)
-    simgs, stexts = load_synth(args.work)
-    rtrain, rheld = real_split(args.data)
-    log("synthetic %d, real train %d, real held-out %d" % (len(stexts), len(rtrain), len(rheld)))
-    rimgs = np.stack([load_crop(f) for f, _ in rtrain]) if rtrain else None
-    rtexts = [t for _, t in rtrain]
-    himgs = np.stack([load_crop(f) for f, _ in rheld]) if rheld else None
-    htexts = [t for _, t in rheld]
-
-    members = []
-    steps = [int(v) for v in args.members.split(",")]
-    for i, n in enumerate(steps):
-        mdir = os.path.join(args.work, "member-%d" % (i + 1))
-        log("member %d/%d: stage 1 %d steps, stage 2 %d steps, in %s" % (i + 1, len(steps), n, args.finetune_steps, mdir))
-        model = train_member(args, n, mdir, simgs, stexts, rimgs, rtexts, himgs, htexts)
-        if model is None:
-            return
-        if himgs is not None:
-            log("member %d: lprnet-crops held-out exact %.1f%%" % (i + 1, 100 * accuracy(model, himgs, htexts)))
-        members.append(model)
-    export(Ensemble(members), args, himgs, htexts)
-
-
 class Ensemble(nn.Module):
-    """The members' mean logits: one ONNX graph, one forward pass in Go.
-    (Mean logits, not mean log-probabilities: OpenCV 4.6 imports neither
-    LogSoftmax nor Log.)"""
+    """Mean logits of several networks (plate-rec-3 was one; mine.py loads
+    it to list tollbooth quads)."""
 
     def __init__(self, members):
         super().__init__()
@@ -246,171 +424,14 @@ class Ensemble(nn.Module):
         return sum(m(x) for m in self.members) * (1.0 / len(self.members))
 
 
-def train_member(args, steps, mdir, simgs, stexts, rimgs, rtexts, himgs, htexts):
-    """Stage 1 (MDIR/ckpt.pt) then stage 2 (MDIR/ckpt2.pt) of one member,
-    each resumed from its checkpoint. Returns the trained model, or None
-    when stopped (run again to resume)."""
-    os.makedirs(mdir, exist_ok=True)
-    model = Net(tuple(int(v) for v in args.widths.split(",")))
-    ckpt2 = os.path.join(mdir, "ckpt2.pt")
-    if os.path.exists(ckpt2):
-        st = torch.load(ckpt2)
-        if st["step"] >= args.finetune_steps or args.export_only:
-            log("member finished: %s at stage 2 step %d" % (ckpt2, st["step"]))
-            model.load_state_dict(st["model"])
-            return model
-    if args.export_only:
-        raise SystemExit("--export-only: %s is missing" % ckpt2)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps, pct_start=0.1)
-    step = 0
-    ckpt = os.path.join(mdir, "ckpt.pt")
-    if os.path.exists(ckpt):
-        st = torch.load(ckpt)
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["opt"])
-        sched.load_state_dict(st["sched"])
-        step = st["step"]
-        log("resumed from %s at step %d" % (ckpt, step))
-    log("model: %d parameters" % sum(p.numel() for p in model.parameters()))
-
-    def save():
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step}, ckpt + ".tmp")
-        os.replace(ckpt + ".tmp", ckpt)
-
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
-    signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
-
-    rng = random.Random(step)
-    nprng = np.random.default_rng(step)
-    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
-    model.train()
-    t0, seen, avg = time.time(), 0, None
-    while step < steps:
-        ns = args.batch - (args.real_per_batch if rimgs is not None else 0)
-        si = nprng.integers(0, len(stexts), ns)
-        batch = [simgs[i] for i in si]
-        texts = [stexts[i] for i in si]
-        if rimgs is not None:
-            ri = nprng.integers(0, len(rtexts), args.real_per_batch)
-            batch += [jitter_real(rimgs[i], rng) for i in ri]
-            texts += [rtexts[i] for i in ri]
-        x = to_tensor(np.stack(batch))
-        if rng.random() < 0.5:  # cheap photometric jitter on the whole batch
-            x = x * rng.uniform(0.8, 1.2) + rng.uniform(-0.2, 0.2)
-        y, ylen = encode(texts)
-        logits = model(x)[:, :, 0, :]  # N C T
-        lp = F.log_softmax(logits, 1).permute(2, 0, 1)  # T N C
-        loss = ctc(lp, y, torch.full((len(texts),), lp.shape[0], dtype=torch.long), ylen)
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
-        sched.step()
-        step += 1
-        seen += len(texts)
-        avg = loss.item() if avg is None else 0.95 * avg + 0.05 * loss.item()
-        if step % 20 == 0:
-            rate = seen / (time.time() - t0)
-            eta = (steps - step) * args.batch / rate
-            log("step %d/%d loss %.3f lr %.2e %.0f samples/s eta %dm%02ds" % (step, steps, avg, sched.get_last_lr()[0], rate, eta // 60, eta % 60))
-        if step % args.ckpt_every == 0 or stop["now"]:
-            save()
-        if step % args.eval_every == 0 and himgs is not None:
-            log("eval step %d: lprnet-crops held-out exact %.1f%%" % (step, 100 * accuracy(model, himgs, htexts)))
-        if stop["now"]:
-            log("stopped at step %d; run again to resume" % step)
-            return None
-    save()
-    if args.finetune_steps > 0 and not finetune(model, args, mdir, simgs, stexts, rimgs, rtexts, himgs, htexts):
-        return None
-    return model
-
-
-def finetune(model, args, mdir, simgs, stexts, rimgs, rtexts, himgs, htexts):
-    """Stage 2: continue from stage 1 with mined tollbooth plates in every
-    batch, at a lower learning rate. Resumes from MDIR/ckpt2.pt."""
-    ckpt2 = os.path.join(mdir, "ckpt2.pt")
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=args.finetune_steps, pct_start=0.05)
-    step = 0
-    if os.path.exists(ckpt2):
-        st = torch.load(ckpt2)
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["opt"])
-        sched.load_state_dict(st["sched"])
-        step = st["step"]
-        log("stage 2: resumed from %s at step %d" % (ckpt2, step))
-    mined = mine.mine(model, args.data, to_tensor, decode, log)
-    # Extra synthetic plates rectified from the minimum-area rectangle half
-    # the time (residual rotation and shear), seeds 2000+.
-    render_chunks(args.work, args.synth2, args.chunk, prefix="synth2", seed=2000, rect_fit=0.5)
-    s2, t2 = load_synth(args.work, "synth2")
-    simgs = np.concatenate([simgs, s2])
-    stexts = stexts + t2
-
-    def save():
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step}, ckpt2 + ".tmp")
-        os.replace(ckpt2 + ".tmp", ckpt2)
-
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
-    signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
-    rng = random.Random(10_000 + step)
-    nprng = np.random.default_rng(10_000 + step)
-    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
-    model.train()
-    t0, seen, avg = time.time(), 0, None
-    nt = args.ft_mined if mined else 0
-    nr = args.ft_real if rimgs is not None else 0
-    while step < args.finetune_steps:
-        si = nprng.integers(0, len(stexts), args.batch - nt - nr)
-        batch = [simgs[i] for i in si]
-        texts = [stexts[i] for i in si]
-        for i in nprng.integers(0, len(rtexts), nr) if nr else []:
-            batch.append(jitter_real(rimgs[i], rng))
-            texts.append(rtexts[i])
-        for i in nprng.integers(0, len(mined), nt) if nt else []:
-            x, t = mine.jittered(mined[i], rng)
-            batch.append(x)
-            texts.append(t)
-        x = to_tensor(np.stack(batch))
-        y, ylen = encode(texts)
-        lp = F.log_softmax(model(x)[:, :, 0, :], 1).permute(2, 0, 1)
-        loss = ctc(lp, y, torch.full((len(texts),), lp.shape[0], dtype=torch.long), ylen)
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
-        sched.step()
-        step += 1
-        seen += len(texts)
-        avg = loss.item() if avg is None else 0.95 * avg + 0.05 * loss.item()
-        if step % 20 == 0:
-            rate = seen / (time.time() - t0)
-            eta = (args.finetune_steps - step) * args.batch / rate
-            log("stage 2 step %d/%d loss %.3f %.0f samples/s eta %dm%02ds" % (step, args.finetune_steps, avg, rate, eta // 60, eta % 60))
-        if step % args.ckpt_every == 0 or stop["now"]:
-            save()
-        if step % args.eval_every == 0 and himgs is not None:
-            log("stage 2 eval step %d: lprnet-crops held-out exact %.1f%%" % (step, 100 * accuracy(model, himgs, htexts)))
-        if stop["now"]:
-            log("stopped at stage 2 step %d; run again to resume" % step)
-            return False
-    save()
-    return True
-
-
 def export(model, args, himgs, htexts):
     model.eval()
-    metrics = {"version": VERSION, "members_stage1_steps": [int(v) for v in args.members.split(",")], "finetune_steps": args.finetune_steps}
-    val = synth_val()
-    for k, (imgs, texts) in val.items():
-        metrics["synthetic_" + k] = round(100 * accuracy(model, imgs, texts), 2)
-    if himgs is not None:
-        metrics["lprnet_crops_heldout"] = round(100 * accuracy(model, himgs, htexts), 2)
-        metrics["lprnet_crops_heldout_n"] = len(htexts)
+    cpu = torch.device("cpu")
+    metrics = {"version": VERSION, "steps": args.steps, "batch": args.batch}
+    for k, (imgs, texts) in synth_val().items():
+        metrics["synthetic_" + k] = round(100 * accuracy(model, imgs, texts, cpu), 2)
+    metrics["lprnet_crops_heldout"] = round(100 * accuracy(model, himgs, htexts, cpu), 2)
+    metrics["lprnet_crops_heldout_n"] = len(htexts)
     log("metrics", json.dumps(metrics, ensure_ascii=False))
 
     model.eval()  # batch-norm statistics and no dropout in the exported graph

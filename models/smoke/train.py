@@ -44,7 +44,8 @@ import torch.nn as nn
 
 SIDE = 64
 SETS = ["web", "overpass-video", "cctv", "tollbooth", "ccpd"]
-VERSION = "1.1"
+VERSION = "2.0"
+TRAIN_ONLY = "general"  # smoke/general: what smoke looks like; trained on, never scored
 
 
 def log(*a):
@@ -98,14 +99,16 @@ def build_cache(cands, cache):
         if im is None or im.shape[1] != r["w"] or im.shape[0] != r["h"]:
             sys.exit("cannot read %s as %dx%d" % (r["path"], r["w"], r["h"]))
         for c in r["cands"]:
+            if c["cues"].get("reject"):
+                continue  # the hard rules (smoke_cues.go) decide; the net never sees it
             f = c["frac"]
             area = max((f[2] - f[0]) * (f[3] - f[1]), 1e-9)
             lab = 0
             if r["smoky"]:
-                ovs = [(overlap(f, a), max((a[2] - a[0]) * (a[3] - a[1]), 1e-9)) for a in r["smoke"]]
-                if any(o / area >= 0.3 or o / aa >= 0.3 for o, aa in ovs):
+                ovs = [overlap(f, a) for a in r["smoke"]]
+                if any(o / area >= 0.5 for o in ovs):
                     lab = 1
-                elif any(o > 0 for o, _ in ovs):
+                elif any(o > 0 for o in ovs):
                     lab = -1
             X.append(cut(im, tuple(c["patch"])))
             y.append(lab)
@@ -119,6 +122,22 @@ def build_cache(cands, cache):
                 continue
             X.append(cut(im, patch_rect(b, r["w"], r["h"])))
             y.append(1)
+            img.append(i)
+            kind.append(1)
+            grade.append(5)
+        # The plume zone of every normal vehicle (YOLO class 0: widened by
+        # half, extended down by its height, as for smoky ones): a clean
+        # vehicle's rear, road and shadow, where a plume would be.
+        for a in r.get("clean", []):
+            cx, w, h = (a[0] + a[2]) / 2, a[2] - a[0], a[3] - a[1]
+            z = (cx - 0.75 * w, a[1], cx + 0.75 * w, a[3] + h)
+            if any(overlap(z, s) > 0 for s in r["smoke"]):
+                continue
+            b = (max(0, int(z[0] * r["w"])), max(0, int(z[1] * r["h"])), min(r["w"], int(np.ceil(z[2] * r["w"]))), min(r["h"], int(np.ceil(z[3] * r["h"]))))
+            if b[2] - b[0] < 4 or b[3] - b[1] < 4:
+                continue
+            X.append(cut(im, patch_rect(b, r["w"], r["h"])))
+            y.append(0)
             img.append(i)
             kind.append(1)
             grade.append(5)
@@ -282,10 +301,12 @@ def prf(meta, scores, thr, keep=None):
     return dict(tp=tp, fp=fp, fn=fn, tn=tn, precision=round(p, 3), recall=round(r, 3), f1=round(2 * p * r / (p + r) if p + r else 0, 3))
 
 
-def precision_threshold(meta, scores, target):
+def precision_threshold(meta, scores, target, max_fpr=0.02):
+    """The lowest threshold at which precision reaches target and at most
+    max_fpr of the clean images are flagged."""
     for thr in np.arange(0.30, 0.9995, 0.005):
         m = prf(meta, scores, thr)
-        if m["tp"] > 0 and m["precision"] >= target:
+        if m["tp"] > 0 and m["precision"] >= target and m["fp"] <= max_fpr * (m["fp"] + m["tn"]):
             return round(float(thr), 3)
     return 1.0
 
@@ -326,7 +347,7 @@ def folds(meta, k=5, seed=1):
         rng.shuffle(groups)
         for j, g in enumerate(groups):
             fold_of[g] = j % k
-    return [fold_of[m["group"]] for m in meta]
+    return [fold_of.get(m["group"], -1) for m in meta]
 
 
 def export(ex, out, fixture):
@@ -367,10 +388,11 @@ def main():
     ap.add_argument("--work", default=os.path.expanduser("~/.cache/plume-smoke/" + "v" + VERSION))
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--per-epoch", type=int, default=2048, help="patches per epoch")
-    ap.add_argument("--splits", default="cv,cross,final")
+    ap.add_argument("--splits", default="cv,loso,final")
     ap.add_argument("--target-precision", type=float, default=0.95)
     ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
-    ap.add_argument("--members", type=int, default=3, help="nets per model, averaged (each split trains this many)")
+    ap.add_argument("--members", type=int, default=1, help="nets per evaluation model (cv, loso), averaged")
+    ap.add_argument("--final-members", type=int, default=2, help="nets of the exported model, averaged")
     a = ap.parse_args()
     torch.set_num_threads(2)
     os.makedirs(a.work, exist_ok=True)
@@ -380,12 +402,13 @@ def main():
     metrics_path = os.path.join(a.work, "metrics.json")
     metrics = json.load(open(metrics_path)) if os.path.exists(metrics_path) else {}
     allimgs = set(range(len(meta)))
+    scored = {i for i, m in enumerate(meta) if m["set"] != TRAIN_ONLY}
     splits = a.splits.split(",")
     if "cv" in splits:
         f = folds(meta)
         oof = {}
         for k in range(5):
-            test = {i for i in allimgs if f[i] == k}
+            test = {i for i in scored if f[i] == k}
             net = train_members(arr, meta, allimgs - test, "cv%d" % k, a.work, a.epochs, a.per_epoch, k, a.members)
             oof.update(image_scores(net, arr, meta, test))
         thr = precision_threshold(meta, oof, a.target_precision)
@@ -407,14 +430,26 @@ def main():
                             "curve": {str(t): prf(meta, sc, t) for t in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)}}
         log("cross: at the cv threshold %.3f: %s" % (thr, metrics["cross"]["at_threshold"]["all"]))
     if "final" in splits:
-        net = train_members(arr, meta, allimgs, "final", a.work, a.epochs, a.per_epoch, 99, a.members)
+        net = train_members(arr, meta, allimgs, "final", a.work, a.epochs, a.per_epoch, 99, a.final_members)
         thr = metrics.get("cv", {}).get("threshold", 0.5)
-        metrics["in_sample"] = {"threshold": thr, "at_threshold": report(meta, image_scores(net, arr, meta, allimgs), thr)}
+        metrics["in_sample"] = {"threshold": thr, "at_threshold": report(meta, image_scores(net, arr, meta, scored), thr)}
         torch.save(net.state_dict(), os.path.join(a.work, "smoke-cnn.pt"))
         export(net, os.path.join(a.out, "smoke-cnn.onnx"), os.path.join(a.out, "parity"))
+    if "loso" in splits:
+        # Leave one source out: each source scored by a model that never
+        # saw it (smoke/general is always trained on, never scored).
+        sc = {}
+        for j, src in enumerate(SETS):
+            test = {i for i in scored if meta[i]["set"] == src}
+            sc.update(image_scores(train_members(arr, meta, allimgs - test, "loso-" + src, a.work, a.epochs, a.per_epoch, 20 + j, a.members), arr, meta, test))
+        thr = metrics.get("cv", {}).get("threshold", 0.5)
+        metrics["loso"] = {"threshold": thr, "at_threshold": report(meta, sc, thr),
+                           "curve": {str(t): report(meta, sc, t) for t in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)}}
+        json.dump({str(i): s for i, s in sc.items()}, open(os.path.join(a.work, "loso.json"), "w"))
+        log("loso: at the cv threshold %.3f: %s" % (thr, metrics["loso"]["at_threshold"]))
     metrics["version"] = VERSION
-    metrics["members"] = a.members
-    metrics["params"] = a.members * sum(p.numel() for p in Net().parameters())
+    metrics["members"] = {"cv_loso": a.members, "final": a.final_members}
+    metrics["params"] = a.final_members * sum(p.numel() for p in Net().parameters())
     json.dump(metrics, open(metrics_path, "w"), indent=1)
     json.dump(metrics, open(os.path.join(a.out, "metrics.json"), "w"), indent=1)
     log("metrics in %s" % os.path.join(a.out, "metrics.json"))

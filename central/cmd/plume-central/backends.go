@@ -114,5 +114,5 @@ func createAdminShared(ctx context.Context, getenv func(string) string, username
 		return err
 	}
 	defer st.Close()
-	return auth.CreateOfficer(ctx, st, &central.Officer{Username: username, Name: name, Role: central.RoleAdmin}, password, "", "", time.Now())
+	return auth.CreateOfficer(ctx, st, &central.Officer{Username: username, Name: name, Role: central.RoleAdmin}, password, nil, "", time.Now())
 }

@@ -2,7 +2,9 @@
 //
 //	plume-central serve  [-addr 127.0.0.1:8080] [-data ./central-data]
 //	plume-central enroll -data DIR -station ID [-name N] [-pubkey BASE64] [-lat DEG -lon DEG] -central-url URL -out FILE
-//	plume-central verify [-central-key BASE64] PACKAGE.zip
+//	plume-central verify (-central-key BASE64 | -central-keys FILE) PACKAGE.zip
+//	plume-central key -data DIR
+//	plume-central officer -data DIR -username U -do disable|enable|revoke-all|set-password|revoke-token [-token ID]
 //	plume-central create-admin -data DIR -username U [-name N]   (password from PLUME_ADMIN_PASSWORD or stdin)
 //	plume-central migrate -data DIR [-to-dsn DSN]   (to $PLUME_STORE_DSN and $PLUME_BLOB_*)
 //
@@ -29,8 +31,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -57,7 +61,9 @@ func main() {
 const usage = `usage:
   plume-central serve  [-addr 127.0.0.1:8080] [-data ./central-data]
   plume-central enroll -data DIR -station ID [-name N] [-pubkey BASE64] [-lat DEG -lon DEG] -central-url URL -out FILE
-  plume-central verify [-central-key BASE64] PACKAGE.zip
+  plume-central verify (-central-key BASE64 | -central-keys FILE) PACKAGE.zip
+  plume-central key -data DIR   (central's public key and fingerprint, for the police to pin)
+  plume-central officer -data DIR -username U -do disable|enable|revoke-all|set-password|revoke-token [-token ID]
   plume-central create-admin -data DIR -username U [-name N]   (password: $PLUME_ADMIN_PASSWORD or first line of stdin)
   plume-central migrate -data DIR [-to-dsn DSN]   (target: $PLUME_STORE_DSN and $PLUME_BLOB_*; central stopped)
 `
@@ -75,6 +81,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runEnroll(ctx, args[1:], stdout, stderr)
 	case "verify":
 		return runVerify(args[1:], stdout, stderr)
+	case "key":
+		return runKey(args[1:], os.Getenv, stdout, stderr)
+	case "officer":
+		return runOfficer(ctx, args[1:], os.Getenv, os.Stdin, stdout, stderr)
 	case "create-admin":
 		return runCreateAdmin(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "migrate":
@@ -109,7 +119,21 @@ func (m *Main) ParseFlags(args []string, stderr io.Writer) error {
 	fs.StringVar(&m.Config.Organization, "org", m.Config.Organization, "Source-Organization of evidence packages")
 	fs.BoolVar(&m.Config.SecondReview, "second-review", m.Config.SecondReview, "approvals wait for a supervisor's second review")
 	fs.StringVar(&m.Config.SheetFont, "sheet-font", m.Config.SheetFont, "TrueType/TTC font with CJK glyphs for the PDF evidence sheet (\"none\": no PDF)")
-	fs.BoolVar(&m.Config.SecureCookies, "secure-cookies", m.Config.SecureCookies, "mark session cookies Secure (behind TLS)")
+	fs.BoolVar(&m.Config.SecureCookies, "secure-cookies", m.Config.SecureCookies, "always mark session cookies Secure")
+	fs.Func("trusted-proxy", "address or CIDR of a TLS-terminating reverse proxy whose X-Forwarded-Proto is believed (repeat for several)", func(s string) error {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return fmt.Errorf("not an address or CIDR: %w", err)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		m.Config.TrustedProxies = append(m.Config.TrustedProxies, p)
+		return nil
+	})
+	fs.StringVar(&m.Config.TLSCert, "tls-cert", m.Config.TLSCert, "serve HTTPS with this certificate (PEM; with -tls-key)")
+	fs.StringVar(&m.Config.TLSKey, "tls-key", m.Config.TLSKey, "the certificate's private key (PEM)")
 	fs.StringVar(&m.Config.PoliceURL, "police-url", m.Config.PoliceURL, "traffic police push base URL (default: folder drop)")
 	fs.StringVar(&m.Config.DropDir, "drop-dir", m.Config.DropDir, "folder-drop directory (default DATA/police-drop)")
 	fs.StringVar(&m.Config.PublicURL, "public-url", m.Config.PublicURL, "URL the police reach central at, for the callback")
@@ -122,13 +146,38 @@ func (m *Main) ParseFlags(args []string, stderr io.Writer) error {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
 	if *secretFile != "" {
-		b, err := os.ReadFile(*secretFile)
+		secret, err := readPoliceSecret(*secretFile)
 		if err != nil {
 			return fmt.Errorf("serve: %w", err)
 		}
-		m.Config.PoliceSecret = []byte(strings.TrimSpace(string(b)))
+		m.Config.PoliceSecret = secret
 	}
 	return nil
+}
+
+// MinPoliceSecret is the shortest police exchange secret accepted
+// (POLICE-CONTRACT.md: at least 32 random bytes).
+const MinPoliceSecret = 32
+
+// readPoliceSecret reads the police exchange secret, refusing a file that
+// others may read and a secret too short to resist guessing.
+func readPoliceSecret(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("police secret file %s is readable by others (mode %04o): chmod 600 it", path, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	secret := []byte(strings.TrimSpace(string(b)))
+	if len(secret) < MinPoliceSecret {
+		return nil, fmt.Errorf("police secret in %s is %d bytes, shorter than %d", path, len(secret), MinPoliceSecret)
+	}
+	return secret, nil
 }
 
 // Run opens the stores the environment names, then the server.
@@ -161,7 +210,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	m.Config.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	if err := m.Run(ctx); err != nil {
+	if err := m.Run(ctx); errors.Is(err, store.ErrCorrupt) {
+		return fmt.Errorf("%w\n%s is damaged and was left as it is: move it aside and restore the last backup of the data directory", err, filepath.Join(m.Config.DataDir, store.FileName))
+	} else if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "plume-central listening on %s (data %s, central key %s)\n", m.Server.URL(), m.Config.DataDir, plume.EncodeKey(m.Server.PublicKey()))
@@ -271,20 +322,33 @@ func detail(err error) string {
 func runVerify(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	centralKey := fs.String("central-key", "", "pin central's Ed25519 public key, base64")
+	var opts evidence.VerifyOptions
+	fs.Func("central-key", "pin central's Ed25519 public key, base64 (repeat for several)", func(s string) error {
+		b, err := base64.StdEncoding.DecodeString(s)
+		if err != nil || len(b) != ed25519.PublicKeySize {
+			return fmt.Errorf("not base64 of a %d-byte Ed25519 public key", ed25519.PublicKeySize)
+		}
+		opts.Keyring = append(opts.Keyring, evidence.TrustedKey{Key: b})
+		return nil
+	})
+	keyring := fs.String("central-keys", "", "pin the keys of a keyring file: KEY [FROM [UNTIL]] a line (POLICE-CONTRACT.md)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return errors.New("verify: give exactly one PACKAGE.zip")
 	}
-	var opts evidence.VerifyOptions
-	if *centralKey != "" {
-		b, err := base64.StdEncoding.DecodeString(*centralKey)
-		if err != nil || len(b) != ed25519.PublicKeySize {
-			return fmt.Errorf("verify: -central-key must be base64 of a %d-byte Ed25519 public key", ed25519.PublicKeySize)
+	if *keyring != "" {
+		f, err := os.Open(*keyring)
+		if err != nil {
+			return fmt.Errorf("verify: %w", err)
 		}
-		opts.CentralKey = b
+		ring, err := evidence.ParseKeyring(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("verify: %s: %w", *keyring, err)
+		}
+		opts.Keyring = append(opts.Keyring, ring...)
 	}
 	f, err := os.Open(fs.Arg(0))
 	if err != nil {
@@ -300,6 +364,36 @@ func runVerify(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "package %s verifies\n", rep.CaseNumber)
+	if !rep.Pinned {
+		// Anyone can re-sign a changed package with a fresh key; only a
+		// key pinned beforehand says who signed it.
+		fmt.Fprintf(stdout, "SIGNER UNKNOWN: package %s is signed by central key %s, which is not pinned\n", rep.CaseNumber, rep.CentralKey)
+		return fmt.Errorf("verify: signer unknown (%s): pin central's key with -central-key or -central-keys; without it a forged package verifies too", rep.CentralKey)
+	}
+	fmt.Fprintf(stdout, "package %s verifies, signed by pinned central key %s\n", rep.CaseNumber, rep.CentralKey)
+	return nil
+}
+
+// runKey prints central's public key and its fingerprint, for the police
+// to pin (POLICE-CONTRACT.md, "Central's signing key"). It reads the
+// shared key file (PLUME_CENTRAL_KEY_FILE) or DATA/central.key and never
+// creates one.
+func runKey(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("key", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", "./central-data", "data directory")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	path := getenv(EnvKeyFile)
+	if path == "" {
+		path = filepath.Join(*data, server.KeyFile)
+	}
+	key, err := loadKey(path)
+	if err != nil {
+		return fmt.Errorf("key: %w", err)
+	}
+	pub := key.Public().(ed25519.PublicKey)
+	fmt.Fprintf(stdout, "central key  %s\nfingerprint  %s\n", plume.EncodeKey(pub), evidence.Fingerprint(pub))
 	return nil
 }

@@ -17,7 +17,10 @@ import (
 	"time"
 
 	"github.com/plume-emissions/plume"
+	"github.com/plume-emissions/plume/central"
 	"github.com/plume-emissions/plume/central/internal/fixture"
+	"github.com/plume-emissions/plume/central/server"
+	"github.com/plume-emissions/plume/central/store"
 )
 
 // syncBuffer is a bytes.Buffer safe for a goroutine writing and a test
@@ -151,6 +154,27 @@ func TestCommands(t *testing.T) {
 		}
 	}
 
+	// Without a pinned key the signer is unknown: a package re-signed with
+	// anyone's key would verify just the same, so verify fails (issue 14
+	// finding 2).
+	out.Reset()
+	err = run(context.Background(), []string{"verify", zipPath}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "signer unknown") || !strings.Contains(out.String(), "SIGNER UNKNOWN") || strings.Contains(out.String(), "package "+created.Case+" verifies") {
+		t.Fatalf("unpinned verify: %v\n%s", err, out.String())
+	}
+	// The police get central's key and fingerprint with "key", and pin it
+	// with a keyring file.
+	out.Reset()
+	if err := run(context.Background(), []string{"key", "-data", dir}, &out, &errOut); err != nil || !strings.Contains(out.String(), e.CentralKey) || !strings.Contains(out.String(), "fingerprint  SHA256:") {
+		t.Fatalf("key: %v %s", err, out.String())
+	}
+	ring := filepath.Join(t.TempDir(), "central-keys.txt")
+	os.WriteFile(ring, []byte("# Shenzhen central\n"+plume.EncodeKey(fixture.Key("retired").Public().(ed25519.PublicKey))+" - 2026-01-01T00:00:00Z\n"+e.CentralKey+" 2026-01-01T00:00:00Z -\n"), 0o600)
+	out.Reset()
+	if err := run(context.Background(), []string{"verify", "-central-keys", ring, zipPath}, &out, &errOut); err != nil || !strings.Contains(out.String(), "signed by pinned central key SHA256:") {
+		t.Fatalf("verify with a keyring: %v\n%s", err, out.String())
+	}
+
 	// Pinning a key that is not central's fails.
 	out.Reset()
 	otherKey := plume.EncodeKey(fixture.Key("other").Public().(ed25519.PublicKey))
@@ -207,4 +231,70 @@ func signIn(tb testing.TB, baseURL, user, password string) *http.Client {
 		tb.Fatalf("sign in as %s: %d", user, resp.StatusCode)
 	}
 	return c
+}
+
+// Issue 14, finding 9: a short police secret, or one in a file others may
+// read, is refused at start.
+func TestPoliceSecretChecked(t *testing.T) {
+	dir := t.TempDir()
+	for name, tc := range map[string]struct {
+		secret string
+		mode   os.FileMode
+		ok     bool
+	}{
+		"OK":            {"police shared secret, 32 bytes!!", 0o600, true},
+		"ErrShort":      {"short secret", 0o600, false},
+		"ErrWorldReads": {"police shared secret, 32 bytes!!", 0o644, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(dir, name)
+			if err := os.WriteFile(path, []byte(tc.secret+"\n"), tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(path, tc.mode)
+			m := NewMain()
+			err := m.ParseFlags([]string{"-police-secret-file", path}, io.Discard)
+			if (err == nil) != tc.ok {
+				t.Fatalf("ParseFlags: %v", err)
+			}
+		})
+	}
+}
+
+// TestOfficerCommand: on a stopped central, "officer" disables an officer
+// and sets a password, audited as the command line.
+func TestOfficerCommand(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	if err := server.CreateAdminDataDir(ctx, dir, "admin", "Admin", "correct horse battery", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	env := func(k string) string {
+		if k == "PLUME_OFFICER_PASSWORD" {
+			return "another long password"
+		}
+		return ""
+	}
+	var out bytes.Buffer
+	for _, do := range []string{"disable", "set-password"} {
+		if err := runOfficer(ctx, []string{"-data", dir, "-username", "admin", "-do", do}, env, strings.NewReader(""), &out, io.Discard); err != nil {
+			t.Fatalf("%s: %v", do, err)
+		}
+	}
+	if err := runOfficer(ctx, []string{"-data", dir, "-username", "nobody", "-do", "disable"}, env, strings.NewReader(""), &out, io.Discard); err == nil {
+		t.Fatal("disabled an officer who does not exist")
+	}
+	st, err := store.Open(filepath.Join(dir, store.FileName), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	o, err := st.Officer(ctx, "admin")
+	if err != nil || !o.Disabled || o.SessionsNotBefore.IsZero() {
+		t.Fatalf("officer %+v %v", o, err)
+	}
+	evs, _, _ := st.Audit(ctx, central.AuditFilter{Action: "officer.", Target: "admin"})
+	if len(evs) != 3 || evs[0].Actor != "plume-central officer" || evs[1].Action != "officer.disable" {
+		t.Fatalf("audit %+v", evs)
+	}
 }

@@ -174,7 +174,7 @@ func TestReplicasKillMidExport(t *testing.T) {
 			clients[id] = append(clients[id], &fixture.Client{BaseURL: u, Station: id, Key: k})
 		}
 	}
-	if err := auth.CreateOfficer(ctx, st, &central.Officer{Username: "li.wei", Name: "李伟", Role: central.RoleReviewer}, "correct horse battery", "", "", time.Now()); err != nil {
+	if err := auth.CreateOfficer(ctx, st, &central.Officer{Username: "li.wei", Name: "李伟", Role: central.RoleReviewer}, "correct horse battery", nil, "", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 

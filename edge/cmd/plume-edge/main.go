@@ -6,6 +6,7 @@
 //	plume-edge eval-plates DIR...              plate accuracy over labelled folders
 //	plume-edge smoke IMAGE...                  black smoke and Ringelmann grade in stills, as JSON
 //	plume-edge eval-smoke ...                  smoke accuracy on stills and generated video
+//	plume-edge fsck DATA                       check a stopped agent's spool offline
 //
 // Without -config, run uses the embedded demo station file.
 package main
@@ -57,6 +58,7 @@ commands:
   eval-plates    measure plate reading on labelled folders
   smoke          detect black smoke and grade it in still images (JSON)
   eval-smoke     measure smoke detection on labelled stills and generated video
+  fsck           check a stopped agent's spool (exit status 1 on problems)
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -91,6 +93,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSmoke(ctx, args[1:], stdout, stderr)
 	case "eval-smoke":
 		return runSmokeEval(ctx, args[1:], stdout, stderr)
+	case "fsck":
+		return runFsck(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -15,6 +15,7 @@ import (
 	"hash/crc32"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -42,8 +43,9 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func runPlate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("plume-edge plate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	model := fs.String("model", "", "recogniser ONNX file (default: $PLUME_PLATE_MODEL or "+vision.DefaultPlateModel+")")
+	model := fs.String("model", "", "recogniser ONNX file (default: $PLUME_PLATE_MODEL, the installed or checked-out "+vision.DefaultPlateModel+", else the one built in)")
 	crop := fs.Bool("crop", false, "treat each image as one plate crop (skip localisation)")
+	all := fs.Bool("all", false, "read every plate in the image (default: stop at the first confident, grammatical plate)")
 	verbose := fs.Bool("v", false, "log candidates to stderr")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: plume-edge plate [flags] IMAGE...")
@@ -61,7 +63,7 @@ func runPlate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	rd, err := vision.Open(vision.FindPlateModel(*model), vision.Options{Crop: *crop}, logger)
+	rd, err := vision.Open(vision.FindPlateModel(*model), vision.Options{Crop: *crop, AllPlates: *all}, logger)
 	if err != nil {
 		return fmt.Errorf("plate: %w", err)
 	}
@@ -128,14 +130,17 @@ type evalItem struct {
 
 // evalStats accumulates one set's results.
 type evalStats struct {
-	Set        string         `json:"set"`
-	N          int            `json:"n"`
-	Located    int            `json:"located"`
-	Exact      int            `json:"exact"`
-	OneOff     int            `json:"at_most_one_wrong"`
-	Chinese    int            `json:"chinese_correct"`
-	Errors     int            `json:"errors"`
-	TotalMS    float64        `json:"total_ms"`
+	Set        string  `json:"set"`
+	N          int     `json:"n"`
+	Located    int     `json:"located"`
+	Exact      int     `json:"exact"`
+	OneOff     int     `json:"at_most_one_wrong"`
+	Chinese    int     `json:"chinese_correct"`
+	Errors     int     `json:"errors"`
+	TotalMS    float64 `json:"total_ms"`
+	MedianMS   float64 `json:"median_ms"` // per image, decoding included
+	P90MS      float64 `json:"p90_ms"`
+	times      []float64
 	Confusions map[string]int `json:"confusions"` // "truth>read"
 	Misses     []string       `json:"misses"`     // first few "truth read"
 }
@@ -151,7 +156,7 @@ func pct(a, n int) float64 {
 func runPlateEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("plume-edge eval-plates", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	model := fs.String("model", "", "recogniser ONNX file (default: $PLUME_PLATE_MODEL or "+vision.DefaultPlateModel+")")
+	model := fs.String("model", "", "recogniser ONNX file (default: $PLUME_PLATE_MODEL, the installed or checked-out "+vision.DefaultPlateModel+", else the one built in)")
 	limit := fs.Int("limit", 0, "evaluate at most N images per set (0: all)")
 	crop := fs.Bool("crop", false, "treat every image as one plate crop")
 	jsonOut := fs.Bool("json", false, "print the results as JSON instead of a table")
@@ -199,11 +204,11 @@ func runPlateEval(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		enc.SetEscapeHTML(false)
 		return enc.Encode(all)
 	}
-	fmt.Fprintln(stdout, "| set | images | located % | exact % | ≤1 wrong % | Chinese char % | ms/image |")
-	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|")
+	fmt.Fprintln(stdout, "| set | images | located % | exact % | ≤1 wrong % | Chinese char % | ms/image mean | median | p90 |")
+	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|")
 	for _, s := range all {
-		fmt.Fprintf(stdout, "| %s | %d | %.1f | %.1f | %.1f | %.1f | %.1f |\n", s.Set, s.N,
-			pct(s.Located, s.N), pct(s.Exact, s.N), pct(s.OneOff, s.N), pct(s.Chinese, s.N), s.TotalMS/float64(max(1, s.N)))
+		fmt.Fprintf(stdout, "| %s | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n", s.Set, s.N,
+			pct(s.Located, s.N), pct(s.Exact, s.N), pct(s.OneOff, s.N), pct(s.Chinese, s.N), s.TotalMS/float64(max(1, s.N)), s.MedianMS, s.P90MS)
 	}
 	for _, s := range all {
 		fmt.Fprintf(stdout, "\n%s: top confusions (truth>read): %s\n", s.Set, topConfusions(s.Confusions, 10))
@@ -251,7 +256,9 @@ func evalSet(ctx context.Context, rd *vision.Reader, name string, items []evalIt
 		}
 		t0 := time.Now()
 		res, _, _, err := readPlateFile(ctx, rd, it.path)
-		st.TotalMS += ms(time.Since(t0))
+		took := ms(time.Since(t0))
+		st.TotalMS += took
+		st.times = append(st.times, took)
 		st.N++
 		read := ""
 		if err != nil {
@@ -278,6 +285,7 @@ func evalSet(ctx context.Context, rd *vision.Reader, name string, items []evalIt
 				name, i+1, len(items), pct(st.Located, st.N), pct(st.Exact, st.N), st.TotalMS/float64(st.N))
 		}
 	}
+	st.MedianMS, st.P90MS = quantile(st.times, 0.5), quantile(st.times, 0.9)
 	return st, nil
 }
 
@@ -305,6 +313,17 @@ func scorePlate(st *evalStats, label, read string) {
 	} else {
 		st.Confusions[fmt.Sprintf("length %d>%d", len(lr), len(rr))]++
 	}
+}
+
+// quantile returns the q-quantile (nearest rank) of xs, or 0 when empty.
+func quantile(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	return s[min(max(i, 0), len(s)-1)]
 }
 
 func orDash(s string) string {

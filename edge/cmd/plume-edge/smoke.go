@@ -2,8 +2,15 @@ package main
 
 // The smoke and eval-smoke commands:
 //
-//	plume-edge smoke [-min-grade N] [-threshold S] [-model CNN.onnx] IMAGE...   black smoke in stills, JSON
-//	plume-edge eval-smoke [-data DIR] [-scenes DIR] [-smoke-model CNN.onnx]      accuracy on stills and generated video
+//	plume-edge smoke [-min-grade N] [-threshold S] [-model CNN.onnx] [-explain DIR] IMAGE...   black smoke in stills, JSON
+//	plume-edge eval-smoke [-data DIR] [-scenes DIR] [-smoke-model CNN.onnx] [-explain DIR]     accuracy on stills and generated video
+//
+// Per image both give the vehicle boxes, the plumes that count (boxes),
+// the regions scored below the threshold (scored) and the regions a hard
+// rule rejected (rejected), each with its cue values (vision.SmokeCues),
+// the grade and the confidence. -explain DIR also draws them onto
+// DIR/NAME.png (vision.ExplainSmokeImage); eval-smoke draws its errors
+// only (false alarms and misses).
 
 import (
 	"context"
@@ -14,6 +21,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/plume-emissions/plume/edge/vision"
@@ -34,6 +42,7 @@ func runSmoke(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	minGrade := fs.Int("min-grade", 1, "Ringelmann grade a plume must reach to count (from the limit profile)")
 	threshold := fs.Float64("threshold", 0, "plume score threshold, 0–1 (0: the model's default operating threshold)")
 	model := fs.String("model", "", "smoke patch classifier ONNX (default: $PLUME_SMOKE_MODEL, then models/smoke/smoke-cnn.onnx found upwards); \"none\": the logistic model")
+	explain := fs.String("explain", "", "folder to draw each image's verdict into, as NAME.png (empty: none)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: plume-edge smoke [flags] IMAGE...")
 		fs.PrintDefaults()
@@ -66,7 +75,7 @@ func runSmoke(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		t0 := time.Now()
 		out := smokeOutput{Image: path}
-		res, err := smokeFile(path, opt)
+		res, err := smokeFile(path, opt, *explain)
 		if err != nil {
 			out.Error = err.Error()
 			out.Boxes = []vision.SmokeBox{}
@@ -88,7 +97,7 @@ func runSmoke(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // openSmokeModel opens the smoke patch classifier named by a -model flag:
 // "none" selects the logistic model (nil), anything else is resolved by
 // vision.FindSmokeModel. The classifier is the default because it is the
-// better of the two on the honest splits (models/smoke/README.md); a
+// better of the two on the honest splits (models/smoke/MODEL_CARD.md); a
 // missing or bad file is an error, never a silent fall-back.
 func openSmokeModel(flagValue string) (*vision.SmokeClassifier, error) {
 	if flagValue == "none" {
@@ -97,17 +106,43 @@ func openSmokeModel(flagValue string) (*vision.SmokeClassifier, error) {
 	return vision.OpenSmokeClassifier(vision.FindSmokeModel(flagValue))
 }
 
-func smokeFile(path string, opt vision.SmokeOptions) (vision.SmokeResult, error) {
+// smokeFile judges one image file; with explain set it also draws the
+// verdict into explain/NAME.png.
+func smokeFile(path string, opt vision.SmokeOptions, explain string) (vision.SmokeResult, error) {
+	data, err := readImageFile(path)
+	if err != nil {
+		return vision.SmokeResult{}, err
+	}
+	res, err := vision.DetectSmokeImage(data, opt)
+	if err != nil || explain == "" {
+		return res, err
+	}
+	return res, writeExplain(explain, path, data, res)
+}
+
+func readImageFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return vision.SmokeResult{}, err
+		return nil, err
 	}
-	data, err := io.ReadAll(io.LimitReader(f, 32<<20+1))
-	f.Close()
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, 32<<20+1))
+}
+
+// writeExplain draws res onto the image and writes dir/NAME.png.
+func writeExplain(dir, path string, data []byte, res vision.SmokeResult) error {
+	png, err := vision.ExplainSmokeImage(data, res)
 	if err != nil {
-		return vision.SmokeResult{}, err
+		return err
 	}
-	return vision.DetectSmokeImage(data, opt)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("explain: %w", err)
+	}
+	name := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)) + ".png"
+	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+		return fmt.Errorf("explain: %w", err)
+	}
+	return nil
 }
 
 // stillsReport is the stills part of eval-smoke.
@@ -115,6 +150,16 @@ type stillsReport struct {
 	Definitions map[string]string `json:"definitions"`
 	Sets        []stillsSet       `json:"sets"`
 	Total       stillsSet         `json:"total"`
+	Images      []stillImage      `json:"images"`
+}
+
+// stillImage is one labelled still's verdict.
+type stillImage struct {
+	Image string `json:"image"`
+	Set   string `json:"set"`
+	Label bool   `json:"label"` // labelled smoky
+	vision.SmokeResult
+	Error string `json:"error,omitempty"`
 }
 
 type stillsSet struct {
@@ -171,13 +216,14 @@ var stillsDefinitions = map[string]string{
 }
 
 // evalStills runs the detector over the labelled stills under data.
-func evalStills(ctx context.Context, data string, opt vision.SmokeOptions, stderr io.Writer) (*stillsReport, error) {
+func evalStills(ctx context.Context, data string, opt vision.SmokeOptions, explain string, stderr io.Writer) (*stillsReport, error) {
 	stills, err := vision.SmokeStills(data)
 	if err != nil {
 		return nil, err
 	}
 	bySet := map[string]*stillsSet{}
 	var order []string
+	var images []stillImage
 	for i, s := range stills {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -189,12 +235,24 @@ func evalStills(ctx context.Context, data string, opt vision.SmokeOptions, stder
 			order = append(order, s.Set)
 		}
 		t0 := time.Now()
-		res, err := smokeFile(s.Path, opt)
+		data, err := readImageFile(s.Path)
+		var res vision.SmokeResult
+		if err == nil {
+			res, err = vision.DetectSmokeImage(data, opt)
+		}
 		st.totalMS += float64(time.Since(t0).Microseconds()) / 1000
+		img := stillImage{Image: s.Path, Set: s.Set, Label: s.Smoky, SmokeResult: res}
 		if err != nil {
 			st.Errors++
+			img.Error = err.Error()
 		}
 		pred := err == nil && res.Smoky
+		if explain != "" && err == nil && pred != s.Smoky {
+			if err := writeExplain(filepath.Join(explain, s.Set), s.Path, data, res); err != nil {
+				return nil, err
+			}
+		}
+		images = append(images, img)
 		switch {
 		case s.Smoky:
 			st.Positives++
@@ -215,7 +273,7 @@ func evalStills(ctx context.Context, data string, opt vision.SmokeOptions, stder
 			fmt.Fprintf(stderr, "eval-smoke: stills %d/%d\n", i+1, len(stills))
 		}
 	}
-	rep := &stillsReport{Definitions: stillsDefinitions, Total: stillsSet{Set: "total"}}
+	rep := &stillsReport{Definitions: stillsDefinitions, Total: stillsSet{Set: "total"}, Images: images}
 	for _, name := range order {
 		st := bySet[name]
 		rep.Total.add(*st)
@@ -259,6 +317,7 @@ func runSmokeEval(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	threshold := fs.Float64("threshold", 0, "plume score threshold, 0–1 (0: the model's default operating threshold)")
 	smokeModel := fs.String("smoke-model", "", "smoke patch classifier ONNX for the stills (default: as `plume-edge smoke -model`); \"none\": the logistic model")
 	plateModel := fs.String("plate-model", "", "plate recogniser ONNX for the plate read rate (empty: no plate reading)")
+	explain := fs.String("explain", "", "folder to draw the stills judged wrongly into, as SET/NAME.png (empty: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -282,7 +341,7 @@ func runSmokeEval(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if dir == "" {
 			dir = findSharedData()
 		}
-		rep, err := evalStills(ctx, dir, opt, stderr)
+		rep, err := evalStills(ctx, dir, opt, *explain, stderr)
 		if err != nil {
 			return fmt.Errorf("eval-smoke: %w", err)
 		}

@@ -69,3 +69,57 @@ func TestRunSmoke(t *testing.T) {
 		t.Fatal("no images accepted")
 	}
 }
+
+// TestRunSmokeExplain: -explain draws each image's verdict into a PNG of
+// the same name, and the JSON lists the rejected regions with their cues
+// and the (still empty) vehicle boxes.
+func TestRunSmokeExplain(t *testing.T) {
+	dir := t.TempDir()
+	road := writePNG(t, dir, "road.png", overcastRoad())
+	explain := filepath.Join(dir, "explain")
+	var out, errb bytes.Buffer
+	if err := runSmoke(context.Background(), []string{"-explain", explain, road}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Smoky    bool              `json:"smoky"`
+		Vehicles []json.RawMessage `json:"vehicles"`
+		Rejected []struct {
+			Cues struct {
+				Reject string  `json:"reject"`
+				Local  float64 `json:"local"`
+			} `json:"cues"`
+		} `json:"rejected"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Smoky || len(res.Rejected) == 0 || res.Rejected[0].Cues.Reject != "frame" || res.Vehicles == nil {
+		t.Fatalf("overcast road: %s", out.String())
+	}
+	f, err := os.Open(filepath.Join(explain, "road.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil || img.Bounds().Dx() != 640 {
+		t.Fatalf("explain picture: %v, %v", err, img)
+	}
+}
+
+// overcastRoad is a bright sky over grey asphalt: the road is one dark
+// region across the frame, which is never a plume.
+func overcastRoad() image.Image {
+	img := image.NewRGBA(image.Rect(0, 0, 640, 360))
+	for y := 0; y < 360; y++ {
+		for x := 0; x < 640; x++ {
+			c := uint8(235)
+			if y >= 160 {
+				c = uint8(100 + (x*7+y*13)%9)
+			}
+			img.Set(x, y, color.RGBA{c, c, c, 255})
+		}
+	}
+	return img
+}
