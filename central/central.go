@@ -451,6 +451,21 @@ const (
 	ActionDisposition  = "police disposition received"
 )
 
+// ActionLabel returns a custody action in Chinese with its English words
+// (the recorded value, which the custody chain hashes) beside it.
+func ActionLabel(a string) string {
+	zh := map[string]string{
+		ActionCaptured: "站点采集并签名", ActionReceived: "中心接收并校验", ActionCaseOpened: "立案",
+		ActionPackageBuilt: "生成证据包", ActionPlateCorrect: "号牌更正", ActionApproved: "批准",
+		ActionConfirmed: "复核通过", ActionReturned: "复核退回", ActionRejected: "驳回",
+		ActionExported: "移送交警", ActionDisposition: "收到交警处理结果",
+	}[a]
+	if zh == "" {
+		return a
+	}
+	return zh + " " + a
+}
+
 // EncodeCustody returns the canonical line of e (compact JSON, no newline):
 // what custody.jsonl holds and what the next entry's PrevSHA256 hashes.
 func EncodeCustody(e CustodyEntry) []byte {

@@ -340,7 +340,7 @@ func renderSheetPDF(ctx context.Context, in *Input, cf *CaseFile, custody []cent
 	}
 	if n := len(custody); n > 0 {
 		last := custody[n-1]
-		row("监管链 Custody", fmt.Sprintf("%d entries, last: %s by %s at %s; its sha256 %s", n, last.Action, last.Actor, local(last.Time), central.CustodyHash(central.EncodeCustody(last))), false)
+		row("监管链 Custody", fmt.Sprintf("%d entries, last: %s by %s at %s; its sha256 %s", n, central.ActionLabel(last.Action), last.Actor, local(last.Time), central.CustodyHash(central.EncodeCustody(last))), false)
 	}
 	row("接收 Received", local(cf.Evidence.ReceivedAt)+";  证据包生成 package built "+local(cf.BuiltAt), false)
 	pdf.Ln(2)

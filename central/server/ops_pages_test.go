@@ -172,8 +172,8 @@ func TestOpsPages(t *testing.T) {
 	})
 	t.Run("Station", func(t *testing.T) {
 		body := get(li, "/stations/GD-SZ-0001")
-		must("/stations/GD-SZ-0001", body, `id="station-state" data-state="degraded"`, fmt.Sprint(szLat), "frozen", "3 reconnects",
-			"40.0 GiB", "12 ms against central", "Constant readings", "疑似套牌")
+		must("/stations/GD-SZ-0001", body, `id="station-state" data-state="degraded"`, fmt.Sprint(szLat), "frozen", "重连 3 次",
+			"40.0 GiB", "偏差 12 ms", "Constant readings", "疑似套牌")
 		if n := strings.Count(body[strings.Index(body, `id="history"`):], "<tr>"); n != 3 { // header + two heartbeats
 			t.Errorf("history has %d rows, want a header and 2 heartbeats", n)
 		}

@@ -142,12 +142,14 @@ func (h *Handler) casePage(w http.ResponseWriter, r *http.Request, p *auth.Princ
 		Provisional     bool
 		Prev, Next      plume.CaseID
 		BackQuery       string
+		Q               string // the queue the officer came from, as its query
+		CaseQuery       string // "?q=…" for links to the queue's other cases
 	}{
 		view: h.base(p, c.Number, "queue", r), Case: c, Pass: m.Pass, StationName: stationName, Media: media, HasCamera: hasCamera,
 		History: visible, Audits: audits, CalibrationOK: calOK, CalibrationNote: calNote, Validity: h.validity(c, &m.Pass),
 		Custody: custody, Audit: trail, Reasons: review.Reasons, SecondReview: h.cfg.Review.SecondReview(), Provisional: prov,
 		Colours: []plume.PlateColour{plume.PlateBlue, plume.PlateYellow, plume.PlateGreen, plume.PlateWhite, plume.PlateBlack},
-		Prev:    prev, Next: next, BackQuery: back,
+		Prev:    prev, Next: next, BackQuery: back, Q: backQ, CaseQuery: back,
 	}
 	if back != "" {
 		data.BackQuery = "?" + backQ
@@ -267,6 +269,18 @@ func (h *Handler) caseAction(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	}
 	if err != nil {
 		h.fail(w, r, p, err)
+		return
+	}
+	// A decision made from the queue moves on to the queue's next case.
+	if q := r.PostFormValue("q"); q != "" && (r.PathValue("action") == "approve" || r.PathValue("action") == "reject") {
+		back := "?q=" + url.QueryEscape(q)
+		if c, err := h.cfg.Store.Case(r.Context(), id); err == nil {
+			if _, next := h.neighbours(r, p, c, q); next != "" {
+				http.Redirect(w, r, fmt.Sprintf("/cases/%s%s&flash=%s", next, back, url.QueryEscape(flash+"，下一件 next case")), http.StatusSeeOther)
+				return
+			}
+		}
+		http.Redirect(w, r, "/queue?"+q+"&flash="+url.QueryEscape(flash+"；队列已审完 end of the queue"), http.StatusSeeOther)
 		return
 	}
 	http.Redirect(w, r, fmt.Sprintf("/cases/%s?flash=%s", id, url.QueryEscape(flash)), http.StatusSeeOther)
@@ -390,10 +404,46 @@ func (h *Handler) vehicles(w http.ResponseWriter, r *http.Request, p *auth.Princ
 			}
 		}
 	}
+	// Without a plate the page lists the vehicles of the latest cases.
+	var recent []recentVehicle
+	if plate == "" {
+		f := central.CaseFilter{ExcludeKind: central.KindUnlinked, Limit: 200}
+		p.Officer.ScopeCases(&f)
+		cases, _, err := h.cfg.Store.Cases(r.Context(), f)
+		if err != nil {
+			h.fail(w, r, p, err)
+			return
+		}
+		seen := map[string]int{}
+		for _, c := range cases {
+			if c.Plate == "" {
+				continue
+			}
+			if i, ok := seen[c.Plate]; ok {
+				recent[i].Cases++
+				continue
+			}
+			if len(recent) == 50 {
+				continue
+			}
+			seen[c.Plate] = len(recent)
+			recent = append(recent, recentVehicle{Plate: c.Plate, Colour: c.PlateColour, Last: c, Cases: 1})
+		}
+	}
 	h.render(w, http.StatusOK, "vehicles", struct {
 		view
 		Plate        string
 		History      []central.VehicleEntry
 		StationCount int
-	}{h.base(p, "Vehicle file", "vehicles", r), plate, hist, len(stations)})
+		Recent       []recentVehicle
+	}{h.base(p, "一车一档 Vehicle file", "vehicles", r), plate, hist, len(stations), recent})
+}
+
+// recentVehicle is one plate among the latest cases: its newest case and
+// how many of the latest cases are its.
+type recentVehicle struct {
+	Plate  string
+	Colour plume.PlateColour
+	Last   *central.Case
+	Cases  int
 }

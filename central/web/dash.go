@@ -22,6 +22,15 @@ func meanExport(d *central.DayStats) string {
 	return humanDuration(time.Duration(d.ExportSeconds / float64(d.Exported) * float64(time.Second)))
 }
 
+// closed counts the cases the police closed (every disposition).
+func closed(d *central.DayStats) int {
+	n := 0
+	for _, v := range d.Dispositions {
+		n += v
+	}
+	return n
+}
+
 func humanDuration(d time.Duration) string {
 	switch {
 	case d >= 48*time.Hour:
@@ -43,10 +52,24 @@ func (h *Handler) dashRows(r *http.Request, p *auth.Principal) (station plume.St
 	if parseDay(to, false).IsZero() {
 		to = central.DayOf(now)
 	}
-	if parseDay(from, false).IsZero() {
+	defaultFrom := parseDay(from, false).IsZero()
+	if defaultFrom {
 		from = central.DayOf(now.AddDate(0, 0, -29))
 	}
 	station = plume.StationID(q.Get("station"))
+	// A young install shows from its first day (at least a week), not a
+	// month of empty days with one bar at the end.
+	defer func() {
+		if !defaultFrom || err != nil {
+			return
+		}
+		first := to
+		for _, d := range rows {
+			first = min(first, d.Day)
+		}
+		weekAgo := central.DayOf(parseDay(to, false).AddDate(0, 0, -6))
+		from = max(from, min(first, weekAgo))
+	}()
 	all, err := h.cfg.Store.DailyStats(r.Context(), from, to)
 	if err != nil {
 		return
@@ -104,12 +127,18 @@ func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request, p *auth.Prin
 		Stations                                                  []*central.Station
 		Total                                                     central.DayStats
 		PerStation                                                []central.DayStats
+		Days                                                      []*central.DayStats // newest first, days with activity
 		DailyChart, PollutantChart, DispositionChart, ExportChart template.HTML
 	}{
 		view: h.base(p, "Dashboard", "dashboard", r), Station: station, From: from, To: to, Query: q.Encode(),
 		MeanExport: meanExport(&total), Stations: h.visibleStations(r.Context(), p.Officer), Total: total, PerStation: per,
 		DailyChart: dailyChart(days), PollutantChart: barChart(pollutantBars(&total)), DispositionChart: barChart(dispositionBars(&total)),
 		ExportChart: barChart(exportBars(&total)),
+	}
+	for i := len(days) - 1; i >= 0; i-- {
+		if d := days[i]; d.Passes > 0 || d.Cases > 0 || d.Reviewed > 0 || d.Exported > 0 {
+			data.Days = append(data.Days, d)
+		}
 	}
 	h.render(w, http.StatusOK, "dashboard", data)
 }
@@ -123,7 +152,7 @@ type bar struct {
 func pollutantBars(t *central.DayStats) []bar {
 	var out []bar
 	for _, p := range []plume.Pollutant{plume.PollutantNO, plume.PollutantOpacity, plume.PollutantRingelmann, plume.PollutantCO, plume.PollutantHC} {
-		out = append(out, bar{strings.ToUpper(string(p)), t.ByPollutant[p], "#b00020"})
+		out = append(out, bar{p.Label(), t.ByPollutant[p], "#b00020"})
 	}
 	out = append(out, bar{"黑烟 smoke (camera)", t.Smoke, "#333"})
 	return out

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -34,11 +35,81 @@ func (h *Handler) stationsPage(w http.ResponseWriter, r *http.Request, p *auth.P
 		h.fail(w, r, p, err)
 		return
 	}
+	now := h.cfg.Now()
+	ages := map[plume.StationID]string{}
+	for _, v := range vs {
+		if v.Health != nil {
+			ages[v.Station.ID] = age(now.Sub(v.Health.ReceivedAt))
+		}
+	}
 	h.render(w, http.StatusOK, "stations", struct {
 		view
 		Stations []ops.StationView
-		Interval time.Duration
-	}{h.base(p, "Stations", "stations", r), vs, h.cfg.Ops.HeartbeatInterval()})
+		Ages     map[plume.StationID]string
+		Interval string
+		Map      stationMap
+	}{h.base(p, "站点 Stations", "stations", r), vs, ages, age(h.cfg.Ops.HeartbeatInterval()), plotStations(vs)})
+}
+
+// age writes a duration the way the pages do: "45 秒 s", "3 分钟 min",
+// "2 小时 h", "4 天 d".
+func age(d time.Duration) string {
+	switch {
+	case d < 0:
+		d = 0
+		fallthrough
+	case d < time.Minute:
+		return fmt.Sprintf("%d 秒 s", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%d 分钟 min", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d 小时 h", int(d.Hours()))
+	}
+	return fmt.Sprintf("%d 天 d", int(d.Hours()/24))
+}
+
+// stationMap is a plain coordinate plot of the stations (no map tiles are
+// reachable): longitude across, latitude up, in an SVG viewBox of W×H.
+type stationMap struct {
+	W, H   int
+	Points []stationPoint
+	Span   string // the degrees shown, for the caption
+}
+
+type stationPoint struct {
+	X, Y  float64
+	ID    plume.StationID
+	State central.HealthState
+}
+
+func plotStations(vs []ops.StationView) stationMap {
+	m := stationMap{W: 640, H: 320}
+	var located []ops.StationView
+	for _, v := range vs {
+		if v.Station.Located() {
+			located = append(located, v)
+		}
+	}
+	if len(located) == 0 {
+		return m
+	}
+	minLat, maxLat, minLon, maxLon := located[0].Station.Latitude, located[0].Station.Latitude, located[0].Station.Longitude, located[0].Station.Longitude
+	for _, v := range located {
+		minLat, maxLat = min(minLat, v.Station.Latitude), max(maxLat, v.Station.Latitude)
+		minLon, maxLon = min(minLon, v.Station.Longitude), max(maxLon, v.Station.Longitude)
+	}
+	// At least 0.1° around, so one station sits in the middle.
+	padLat, padLon := max(0.05, (maxLat-minLat)*0.15), max(0.05, (maxLon-minLon)*0.15)
+	minLat, maxLat, minLon, maxLon = minLat-padLat, maxLat+padLat, minLon-padLon, maxLon+padLon
+	for _, v := range located {
+		m.Points = append(m.Points, stationPoint{
+			X:  20 + (v.Station.Longitude-minLon)/(maxLon-minLon)*float64(m.W-40),
+			Y:  20 + (maxLat-v.Station.Latitude)/(maxLat-minLat)*float64(m.H-40),
+			ID: v.Station.ID, State: v.State,
+		})
+	}
+	m.Span = fmt.Sprintf("%.3f–%.3f°N, %.3f–%.3f°E", minLat, maxLat, minLon, maxLon)
+	return m
 }
 
 func (h *Handler) stationPage(w http.ResponseWriter, r *http.Request, p *auth.Principal) {

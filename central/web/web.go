@@ -90,6 +90,22 @@ var funcs = template.FuncMap{
 		}
 		return plume.FormatTime(t, zone)
 	},
+	"custody": central.ActionLabel,
+	// alertWord gives an alert's state, source or severity in Chinese
+	// with the English word.
+	"alertWord": func(v any) string {
+		w := fmt.Sprint(v)
+		zh := map[string]string{
+			"open": "待处理", "acknowledged": "已确认", "escalated": "已上报", "resolved": "已恢复",
+			"integrity": "数据完整性", "health": "站点状态", "cloned-plate": "疑似套牌", "config": "配置",
+			"info": "提示", "warning": "警告", "critical": "严重",
+		}[w]
+		if zh == "" {
+			return w
+		}
+		return zh + " " + w
+	},
+	"sub":      func(a, b int) int { return a - b },
 	"zoneName": func() string { return plume.ZoneLabel(time.Now(), zone) },
 	"upper":    func(v any) string { return strings.ToUpper(fmt.Sprint(v)) },
 	"num":      func(v float64) string { return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.2f", v), "0"), ".") },
@@ -139,6 +155,7 @@ var funcs = template.FuncMap{
 		return string(s)
 	},
 	"meanExport": func(d central.DayStats) string { return meanExport(&d) },
+	"closed":     func(d central.DayStats) int { return closed(&d) },
 	"hasPrefix":  strings.HasPrefix,
 	"polN":       func(m map[plume.Pollutant]int, p string) int { return m[plume.Pollutant(p)] },
 	"dispN":      func(m map[central.DispositionOutcome]int, d string) int { return m[central.DispositionOutcome(d)] },
@@ -419,6 +436,12 @@ func caseFilter(q url.Values) (central.CaseFilter, error) {
 	return f, nil
 }
 
+// quickRange is a one-click time range over the queue.
+type quickRange struct {
+	Label, URL string
+	On         bool
+}
+
 func (h *Handler) queue(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	start := time.Now()
 	q := r.URL.Query()
@@ -442,6 +465,33 @@ func (h *Handler) queue(w http.ResponseWriter, r *http.Request, p *auth.Principa
 	for _, n := range counts {
 		total += n
 	}
+	// Pages of the current tab, and the quick time ranges.
+	shown := total
+	if f.Status != "" {
+		shown = counts[f.Status]
+	}
+	pages := max(1, (shown+f.Limit-1)/f.Limit)
+	page := 1
+	if n, err := strconv.Atoi(q.Get("page")); err == nil && n > 1 && f.Cursor != "" {
+		page = min(n, pages)
+	}
+	today := h.cfg.Now().In(zone)
+	var ranges []quickRange
+	for _, qr := range []struct {
+		label string
+		days  int
+	}{{"今天 Today", 1}, {"7 天 7 days", 7}, {"30 天 30 days", 30}} {
+		from, to := today.AddDate(0, 0, 1-qr.days).Format("2006-01-02"), today.Format("2006-01-02")
+		q2 := url.Values{}
+		for key, vals := range q {
+			q2[key] = vals
+		}
+		q2.Del("cursor")
+		q2.Del("page")
+		q2.Set("from", from)
+		q2.Set("to", to)
+		ranges = append(ranges, quickRange{Label: qr.label, URL: "/queue?" + q2.Encode(), On: q.Get("from") == from && q.Get("to") == to})
+	}
 	// How many unlinked cases the default view sets aside.
 	setAside := 0
 	if f.ExcludeKind != "" {
@@ -464,6 +514,7 @@ func (h *Handler) queue(w http.ResponseWriter, r *http.Request, p *auth.Principa
 			q2[key] = vals
 		}
 		q2.Del("cursor")
+		q2.Del("page")
 		if v == "" {
 			q2.Del(k)
 		} else {
@@ -477,6 +528,10 @@ func (h *Handler) queue(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		qq[key] = vals
 	}
 	qq.Del("cursor")
+	qq.Del("page")
+	if len(qq) == 0 {
+		qq.Set("status", "") // the default queue, named, so its cases know where they came from
+	}
 	data := struct {
 		view
 		F           central.CaseFilter
@@ -488,6 +543,8 @@ func (h *Handler) queue(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		Statuses    []central.CaseStatus
 		Counts      map[central.CaseStatus]int
 		Total       int
+		Page, Pages int
+		Ranges      []quickRange
 		SetAside    int // unlinked cases the default view leaves out
 		SetAsideURL string
 		Kind        string // the kind parameter as given
@@ -510,7 +567,8 @@ func (h *Handler) queue(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		Pollutants: []plume.Pollutant{plume.PollutantNO, plume.PollutantOpacity, plume.PollutantRingelmann, plume.PollutantCO, plume.PollutantHC},
 		Grades:     []int{1, 2, 3, 4, 5}, Statuses: central.CaseStatuses, Counts: counts, Total: total,
 		SetAside: setAside, SetAsideURL: with("kind", string(central.KindUnlinked)), Kind: q.Get("kind"),
-		Cases: cases, Next: next, NextURL: with("cursor", next), FirstURL: with("cursor", ""), Self: self,
+		Page: page, Pages: pages, Ranges: ranges,
+		Cases: cases, Next: next, NextURL: with("cursor", next) + "&page=" + strconv.Itoa(page+1), FirstURL: with("cursor", ""), Self: self,
 		Back: "?q=" + url.QueryEscape(qq.Encode()), Reasons: review.Reasons,
 		TabURL: func(s string) string { return with("status", s) },
 		Sort:   q.Get("sort"),

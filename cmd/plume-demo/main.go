@@ -207,11 +207,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	clipStart := time.Now().Add(2 * time.Second).Truncate(100 * time.Millisecond)
 	camOpts.Start = clipStart
-	a, err := agent.Open(ctx, agent.Config{
+	acfg := agent.Config{
 		Station: st, Enrollment: enr, Logger: logger.With("side", "edge"),
 		AnalyserAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0", UplinkPoll: 200 * time.Millisecond,
 		Cameras: camOpts,
-	})
+	}
+	// Live view as the station file asks (plume-edge does the same), so
+	// the officers can watch the camera the demo plays.
+	if l := st.Live; l.Enabled {
+		acfg.Live = agent.LiveConfig{Enabled: true, UDPPort: l.UDPPort, RelayOnly: l.RelayOnly, BitrateKbps: l.BitrateKbps}
+		if len(l.STUN) > 0 {
+			acfg.Live.ICEServers = []plume.LiveICEServer{{URLs: l.STUN}}
+		}
+	}
+	a, err := agent.Open(ctx, acfg)
 	if err != nil {
 		return fmt.Errorf("start edge: %w", err)
 	}
@@ -259,14 +268,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Then screening at volume: passes from earlier in the day on the
 	// simulator's own clock, analyser-only (their times are before the
 	// camera's, so the edge does not wait for it).
-	earlier := clipStart.Add(-2 * time.Hour).Truncate(time.Minute)
+	offset := -2 * time.Hour
+	earlier := time.Now().Add(offset)
+	// One tampering episode for the integrity rules to find: for about 20
+	// passes the analyser sends one constant NO value (恒值).
+	tamperFrom := earlier.Add(time.Second)
+	tamper := &sim.Tamper{Kind: sim.TamperConstant, Field: "no", Value: 312, From: tamperFrom, To: tamperFrom.Add(time.Duration(20 / o.Rate * float64(time.Second)))}
 	player := sim.NewPlayer(sim.Config{
 		Addr: a.AnalyserAddr(), Protocol: o.Protocol, Station: st.Station.Station, Profile: device,
-		Generator: sim.GeneratorConfig{Seed: o.Seed, Now: func() time.Time { return time.Now().Add(earlier.Sub(clipStart)) }},
+		Generator: sim.GeneratorConfig{Seed: o.Seed, Now: func() time.Time { return time.Now().Add(offset) }, Tamper: tamper},
 		Rate:      o.Rate, Count: o.Passes, Malformed: 3, Logger: logger.With("side", "simulator"),
 	})
 	out.say("simulator sends %d analyser-only passes from %s on at %.0f/s (seed %d): petrol cars and diesel trucks, a few high emitters, some invalid readings",
 		o.Passes, plume.FormatTime(earlier, st.Location()), o.Rate, o.Seed)
+	out.say("          with one tampering episode: for about 20 passes the analyser reports NO as a constant 312 ppm (恒值), for the integrity rules")
 	out.blank()
 
 	simDone := make(chan error, 1)
@@ -379,7 +394,7 @@ wait:
 		if plate == "" {
 			plate = "未识别 no plate"
 		}
-		out.plain("  %s  %-16s %s", filepath.Base(paths[i]), plate, shorten(withoutCitation(k.Summary), 90))
+		out.plain("  %s  %s %s", filepath.Base(paths[i]), padCells(plate, 16), shorten(withoutCitation(k.Summary), 90))
 	}
 	if len(paths) > 0 {
 		out.blank()
@@ -390,6 +405,32 @@ wait:
 	}
 	out.blank()
 	out.plain("Central and the station keep running; press Ctrl-C to stop.")
+	if len(st.Cameras) > 0 {
+		// The analyser stays connected and the station healthy: it keeps
+		// sending the passes of the clip's clean cars, in step with the
+		// looping camera (new passes for the dashboard, no new cases).
+		from := clipStart.Add(time.Duration(o.Loops) * clipLength(truth))
+		for from.Before(time.Now()) {
+			from = from.Add(clipLength(truth))
+		}
+		var keep []sim.Scheduled
+		for i := range int(24 * time.Hour / max(clipLength(truth), time.Second)) {
+			for _, p := range clipSchedule(truth, from.Add(time.Duration(i)*clipLength(truth)), st.Cameras[0].Lanes) {
+				if p.Fuel == plume.FuelPetrol && !p.Exceed {
+					keep = append(keep, p)
+				}
+			}
+		}
+		out.plain("The analyser keeps sending the passes of the clip's clean cars in step with the camera (no new cases), so the station stays healthy.")
+		err := sim.NewPlayer(sim.Config{
+			Addr: a.AnalyserAddr(), Protocol: o.Protocol, Station: st.Station.Station, Profile: device,
+			Generator: sim.GeneratorConfig{Seed: o.Seed + 1}, Schedule: keep, AckTimeout: 20 * time.Second,
+			Logger: logger.With("side", "simulator"),
+		}).Run(ctx)
+		if err != nil && ctx.Err() == nil {
+			return fmt.Errorf("simulator (keep-alive): %w", err)
+		}
+	}
 	<-ctx.Done()
 	return nil
 }
@@ -401,6 +442,19 @@ func withoutCitation(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// padCells pads s with spaces to n terminal cells: a CJK character takes
+// two, so columns line up after Chinese plates.
+func padCells(s string, n int) string {
+	w := 0
+	for _, r := range s {
+		w++
+		if r >= 0x2e80 {
+			w++
+		}
+	}
+	return s + strings.Repeat(" ", max(0, n-w))
 }
 
 // shorten cuts s to at most n runes at a word boundary, marking the cut.

@@ -75,6 +75,9 @@ func TestShorten(t *testing.T) {
 	if got := shorten("black smoke: Ringelmann grade 4 on camera", 30); got != "black smoke: Ringelmann grade …" {
 		t.Errorf("shorten cut mid-word: %q", got)
 	}
+	if a, b := padCells("豫EM5072", 16), padCells("未识别 no plate", 16); a != "豫EM5072"+strings.Repeat(" ", 8) || b != "未识别 no plate " {
+		t.Errorf("padCells: %q %q", a, b)
+	}
 	if got := shorten("short", 30); got != "short" {
 		t.Errorf("shorten: %q", got)
 	}

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"image/color"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,7 +79,7 @@ func WriteEvidence(ctx context.Context, s *Sighting, dir string, info EvidenceIn
 	}
 	if len(s.PlateJPEG) > 0 {
 		name := "plate.jpg"
-		if err := writeCloseUp(filepath.Join(dir, name), s.PlateJPEG, image.Rectangle{}, 1, info, s.Crossed, "号牌特写 plate close-up"); err != nil {
+		if err := writeCloseUp(filepath.Join(dir, name), s.PlateJPEG, image.Rectangle{}, image.Rectangle{}, info, s.Crossed, "号牌特写 plate close-up"); err != nil {
 			errs = append(errs, err)
 		} else {
 			out = append(out, EvidenceFile{Name: name, Kind: plume.MediaPlate, Path: filepath.Join(dir, name), ContentType: "image/jpeg", CapturedAt: s.Crossed})
@@ -92,7 +93,7 @@ func WriteEvidence(ctx context.Context, s *Sighting, dir string, info EvidenceIn
 		}
 		b := s.SmokeBox
 		r := image.Rect(int(float64(b.Min.X)/sc), int(float64(b.Min.Y)/sc), int(float64(b.Max.X)/sc), int(float64(b.Max.Y)/sc))
-		if err := writeCloseUp(filepath.Join(dir, name), s.SmokeFrame.JPEG, r, 1, info, s.SmokeFrame.At, "黑烟特写 smoke close-up"); err != nil {
+		if err := writeCloseUp(filepath.Join(dir, name), s.SmokeFrame.JPEG, r, r, info, s.SmokeFrame.At, "黑烟特写 smoke close-up"); err != nil {
 			errs = append(errs, err)
 		} else {
 			out = append(out, EvidenceFile{Name: name, Kind: plume.MediaSmoke, Path: filepath.Join(dir, name), ContentType: "image/jpeg", CapturedAt: s.SmokeFrame.At})
@@ -166,7 +167,11 @@ func writeScene(path string, f RingFrame, box image.Rectangle, info EvidenceInfo
 
 // writeCloseUp crops r (ring pixels; empty: the whole image) out of a
 // JPEG, enlarges it to at least 640 wide and writes it with a strip.
-func writeCloseUp(path string, jpeg []byte, r image.Rectangle, _ float64, info EvidenceInfo, at time.Time, title string) error {
+//
+// A non-empty mark (ring pixels) is outlined, and the crop widened around
+// it by half its size on every side, so the close-up shows what was
+// measured and its surroundings.
+func writeCloseUp(path string, jpeg []byte, r image.Rectangle, mark image.Rectangle, info EvidenceInfo, at time.Time, title string) error {
 	m, err := decodeFrame(jpeg)
 	defer m.Close()
 	if err != nil {
@@ -176,9 +181,15 @@ func writeCloseUp(path string, jpeg []byte, r image.Rectangle, _ float64, info E
 	if r.Empty() {
 		r = full
 	}
+	if mark = mark.Intersect(full); !mark.Empty() {
+		r = r.Union(image.Rect(mark.Min.X-mark.Dx()/2, mark.Min.Y-mark.Dy()/2, mark.Max.X+mark.Dx()/2, mark.Max.Y+mark.Dy()/2))
+	}
 	r = r.Intersect(full)
 	if r.Dx() < 8 || r.Dy() < 8 {
 		return fmt.Errorf("%s: region %v outside the frame", title, r)
+	}
+	if !mark.Empty() {
+		gocv.Rectangle(&m, mark, color.RGBA{R: 255, G: 200, B: 0, A: 255}, max(2, mark.Dx()/80))
 	}
 	crop := m.Region(r)
 	defer crop.Close()

@@ -247,3 +247,49 @@ func TestEvidenceStripMatchesPage(t *testing.T) {
 		}
 	}
 }
+
+// TestSmokeCloseUpMarksPlume: the smoke close-up shows the plume's box,
+// outlined, with the road around it, not only the inside of the box.
+func TestSmokeCloseUpMarksPlume(t *testing.T) {
+	f := stripFont(t)
+	img := image.NewRGBA(image.Rect(0, 0, 1280, 720))
+	for i := range img.Pix {
+		img.Pix[i] = 90
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90}); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 4, 14, 6, 5, 0, time.UTC)
+	box := image.Rect(400, 300, 600, 420)
+	s := &Sighting{Lane: 1, Crossed: at, SmokeFrame: RingFrame{At: at, Width: 1280, Height: 720, Scale: 1, JPEG: buf.Bytes()}, SmokeBox: box}
+	files, err := WriteEvidence(t.Context(), s, t.TempDir(), EvidenceInfo{Station: "S", Lane: 1, Time: at, Font: f})
+	if err != nil || len(files) != 1 || files[0].Kind != plume.MediaSmoke {
+		t.Fatalf("files %+v, %v", files, err)
+	}
+	out, err := jpeg.Decode(bytes.NewReader(mustRead(t, files[0].Path)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Widened by half the box each side: 400×240 scaled to 640 wide, so
+	// 384 rows of picture above the strip; the outline is yellow.
+	pictureH := 240 * 640 / 400
+	yellow, grey := 0, 0
+	for y := range pictureH {
+		for x := range out.Bounds().Dx() {
+			r, g, b, _ := out.At(x, y).RGBA()
+			switch {
+			case r>>8 > 200 && g>>8 > 150 && b>>8 < 100:
+				yellow++
+			case r>>8 > 70 && r>>8 < 110 && g>>8 > 70 && g>>8 < 110:
+				grey++
+			}
+		}
+	}
+	if out.Bounds().Dx() != 640 || yellow < 1000 {
+		t.Errorf("close-up %v with %d outline pixels: the plume box is not drawn", out.Bounds(), yellow)
+	}
+	if grey < pictureH*640/2 {
+		t.Errorf("only %d pixels of the surroundings", grey)
+	}
+}

@@ -42,6 +42,10 @@ func testCaseFilters(t *testing.T, s central.Store) {
 			t.Fatal(err)
 		}
 	}
+	// Case 5 has no plate read: unlinked.
+	if _, err := s.UpdateCase(ctx, ids[5], func(c *central.Case) (*central.CaseChange, error) { c.Kind = central.KindUnlinked; return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
 	count := func(f central.CaseFilter) int {
 		t.Helper()
 		cs, _, err := s.Cases(ctx, f)
@@ -70,6 +74,9 @@ func testCaseFilters(t *testing.T, s central.Store) {
 		"PollutantOpacity": {central.CaseFilter{Pollutant: plume.PollutantOpacity}, 0},
 		"From":             {central.CaseFilter{From: fixture.Epoch.Add(3 * time.Hour)}, 3},
 		"FromTo":           {central.CaseFilter{From: fixture.Epoch.Add(time.Hour), To: fixture.Epoch.Add(3 * time.Hour)}, 2},
+		"Unlinked":         {central.CaseFilter{Kind: central.KindUnlinked}, 1},
+		"ExcludeUnlinked":  {central.CaseFilter{ExcludeKind: central.KindUnlinked}, 5},
+		"OpenLinked":       {central.CaseFilter{Status: central.CaseOpen, ExcludeKind: central.KindUnlinked}, 3},
 	} {
 		if got := count(tc.f); got != tc.want {
 			t.Errorf("%s: %d cases, want %d", name, got, tc.want)

@@ -51,3 +51,20 @@
     }
   });
 })();
+
+// The queue looks for new cases every 30 s: it reloads its own page in the
+// background and shows a notice (never moves the rows under the officer)
+// when the first case or the count differs.
+(function () {
+  var table = document.getElementById("queue"), note = document.getElementById("new-cases");
+  if (!table || !note || !window.fetch || !window.DOMParser) return;
+  var check = function () {
+    fetch(location.href, {credentials: "same-origin"}).then(function (r) { return r.ok ? r.text() : ""; }).then(function (html) {
+      if (!html) return;
+      var t = new DOMParser().parseFromString(html, "text/html").getElementById("queue");
+      if (t && (t.dataset.first !== table.dataset.first || t.dataset.total !== table.dataset.total)) note.hidden = false;
+    }).catch(function () {});
+  };
+  window.plumeQueueCheck = check;
+  setInterval(check, 30000);
+})();
