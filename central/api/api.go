@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -399,8 +398,6 @@ func (h *Handler) getStation(w http.ResponseWriter, r *http.Request) {
 	h.writeJSON(w, http.StatusOK, st)
 }
 
-var statusPattern = regexp.MustCompile(`^[a-z_]{1,32}$`)
-
 func pageLimit(r *http.Request) (int, error) {
 	s := r.URL.Query().Get("limit")
 	if s == "" {
@@ -459,18 +456,7 @@ func (h *Handler) listCases(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	q := r.URL.Query()
-	f := central.CaseFilter{Status: central.CaseStatus(q.Get("status")), Cursor: q.Get("cursor"),
-		Plate: q.Get("plate"), Kind: central.CaseKind(q.Get("kind")), Pollutant: plume.Pollutant(q.Get("pollutant"))}
-	if f.Station, err = stationParam(r); err == nil {
-		f.Limit, err = pageLimit(r)
-	}
-	if err == nil && f.Status != "" && !statusPattern.MatchString(string(f.Status)) {
-		err = plume.Errorf(plume.EINVALID, "bad status %q", f.Status)
-	}
-	if err == nil {
-		err = central.ParseCaseSort(&f, q.Get("sort"))
-	}
+	f, err := central.ParseCaseFilter(r.URL.Query(), central.StatsZone, "")
 	if err != nil {
 		h.writeError(w, r, err)
 		return

@@ -393,47 +393,12 @@ func parseDay(s string, end bool) time.Time {
 	return t
 }
 
-// caseFilter reads the queue's filter from the query.
+// caseFilter reads the queue's filter from the query (central.ParseCaseFilter,
+// as the API does); the queue sets unlinked cases aside unless asked for
+// ("kind=unlinked", or "kind=all" for every case): they cannot be tied to
+// the vehicle's other passes.
 func caseFilter(q url.Values) (central.CaseFilter, error) {
-	f := central.CaseFilter{
-		Station: plume.StationID(q.Get("station")), Status: central.CaseStatus(q.Get("status")),
-		Pollutant: plume.Pollutant(q.Get("pollutant")),
-		Plate:     strings.ToUpper(strings.TrimSpace(q.Get("plate"))), Cursor: q.Get("cursor"),
-		From: parseDay(q.Get("from"), false), To: parseDay(q.Get("to"), true),
-		Limit: 50,
-	}
-	// Unlinked cases (no plate read) cannot be tied to the vehicle's other
-	// passes; the queue sets them aside unless asked for ("kind=unlinked",
-	// or "kind=all" for every case).
-	switch k := q.Get("kind"); k {
-	case "":
-		f.ExcludeKind = central.KindUnlinked
-	case "all":
-	default:
-		f.Kind = central.CaseKind(k)
-	}
-	if err := central.ParseCaseSort(&f, q.Get("sort")); err != nil {
-		return f, err
-	}
-	if f.Station != "" {
-		if err := f.Station.Validate(); err != nil {
-			return f, err
-		}
-	}
-	if f.Status != "" && !f.Status.Valid() {
-		return f, plume.Errorf(plume.EINVALID, "unknown status")
-	}
-	if g := q.Get("grade"); g != "" {
-		n, err := strconv.Atoi(g)
-		if err != nil || n < 0 || n > 5 {
-			return f, plume.Errorf(plume.EINVALID, "grade must be 0–5")
-		}
-		f.MinGrade = n
-	}
-	if n, err := strconv.Atoi(q.Get("limit")); err == nil && n > 0 && n <= 200 {
-		f.Limit = n
-	}
-	return f, nil
+	return central.ParseCaseFilter(q, zone, central.KindUnlinked)
 }
 
 // quickRange is a one-click time range over the queue.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/plume-emissions/plume"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // FsckReport is what Fsck found. Problems are readable lines; an empty list
@@ -94,7 +95,7 @@ func (s *Spool) openReadOnly(p string) (db *bolt.DB, err error) {
 		}
 	}()
 	db, err = bolt.Open(p, 0o600, &bolt.Options{ReadOnly: true, Timeout: s.opts.LockTimeout})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: locked by a running agent; stop it first", p)
 	}
 	if err != nil {

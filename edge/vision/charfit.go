@@ -94,6 +94,7 @@ func fitOnce(img gocv.Mat, q [4]image.Point, colour plume.PlateColour, layouts [
 		strip[i] = st.toImage(xy[0], xy[1])
 	}
 	warped, err := warpQuad(img, strip, st.w, st.h)
+	//lint:ignore SA5001 the function returns a Mat to close even with its error (gocv), so the deferred Close comes first
 	defer warped.Close()
 	if err != nil {
 		return q, 0, false

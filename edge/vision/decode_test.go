@@ -73,6 +73,7 @@ func TestDecodeImage(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			m, err := DecodeImage(tt.data)
+			//lint:ignore SA5001 the function returns a Mat to close even with its error (gocv), so the deferred Close comes first
 			defer m.Close()
 			if tt.err == nil {
 				if err != nil {
@@ -104,6 +105,7 @@ func FuzzDecodeImage(f *testing.F) {
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := DecodeImage(data)
+		//lint:ignore SA5001 the function returns a Mat to close even with its error (gocv), so the deferred Close comes first
 		defer m.Close()
 		if err == nil && (m.Empty() || m.Channels() != 3) {
 			t.Fatalf("no error but %dx%d/%d", m.Cols(), m.Rows(), m.Channels())

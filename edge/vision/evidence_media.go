@@ -150,6 +150,7 @@ func WriteClip(ctx context.Context, path string, frames []RingFrame) error {
 
 func writeScene(path string, f RingFrame, box image.Rectangle, info EvidenceInfo, title string) error {
 	m, err := f.Decode()
+	//lint:ignore SA5001 the function returns a Mat to close even with its error (gocv), so the deferred Close comes first
 	defer m.Close()
 	if err != nil {
 		return fmt.Errorf("scene: %w", err)
@@ -173,6 +174,7 @@ func writeScene(path string, f RingFrame, box image.Rectangle, info EvidenceInfo
 // measured and its surroundings.
 func writeCloseUp(path string, jpeg []byte, r image.Rectangle, mark image.Rectangle, info EvidenceInfo, at time.Time, title string) error {
 	m, err := decodeFrame(jpeg)
+	//lint:ignore SA5001 the function returns a Mat to close even with its error (gocv), so the deferred Close comes first
 	defer m.Close()
 	if err != nil {
 		return fmt.Errorf("%s: %w", title, err)
@@ -228,6 +230,7 @@ func firstNonBlank(s, def string) string {
 // writeWithStrip stacks the strip under img and writes a JPEG.
 func writeWithStrip(path string, img gocv.Mat, f *StripFont, lines []string) error {
 	strip, err := RenderStrip(f, img.Cols(), lines)
+	//lint:ignore SA5001 the function returns a Mat to close even with its error (gocv), so the deferred Close comes first
 	defer strip.Close()
 	if err != nil {
 		return err

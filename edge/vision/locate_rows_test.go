@@ -141,6 +141,7 @@ func FuzzLocateRows(f *testing.F) {
 	f.Add(pngBytes(f, 2000, 20))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		img, err := DecodeImage(data)
+		//lint:ignore SA5001 the function returns a Mat to close even with its error (gocv), so the deferred Close comes first
 		defer img.Close()
 		if err != nil {
 			return

@@ -113,6 +113,7 @@ func (r *Reader) Recogniser() *Recogniser { return r.rec }
 // ReadImage decodes JPEG or PNG data (see DecodeImage) and reads it.
 func (r *Reader) ReadImage(ctx context.Context, data []byte) (Result, error) {
 	img, err := DecodeImage(data)
+	//lint:ignore SA5001 the function returns a Mat to close even with its error (gocv), so the deferred Close comes first
 	defer img.Close()
 	if err != nil {
 		return Result{}, fmt.Errorf("read plates: %w", err)

@@ -164,6 +164,7 @@ func verticalEdges(img gocv.Mat, g [4][2]float64, w, h int) ([]byte, bool) {
 		gp[i] = image.Pt(int(math.Round(p[0])), int(math.Round(p[1])))
 	}
 	warped, err := warpQuad(img, gp, w, h)
+	//lint:ignore SA5001 the function returns a Mat to close even with its error (gocv), so the deferred Close comes first
 	defer warped.Close()
 	if err != nil {
 		return nil, false

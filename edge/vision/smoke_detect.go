@@ -386,7 +386,7 @@ func (f *workFrame) components(mask []byte, ref []float32, minFrac float64) ([]s
 	}
 	type acc struct {
 		black, bblack, bgrad []float32
-		sat, gin, gb, lin    float64
+		sat, gin, gb         float64
 		nin, nb              int
 		refG, inG            float64
 		perim, hl, boxPixels int
@@ -543,6 +543,7 @@ func DetectSmoke(img gocv.Mat, opt SmokeOptions) (SmokeResult, error) {
 // black smoke in it.
 func DetectSmokeImage(data []byte, opt SmokeOptions) (SmokeResult, error) {
 	img, err := decodeFrame(data)
+	//lint:ignore SA5001 the function returns a Mat to close even with its error (gocv), so the deferred Close comes first
 	defer img.Close()
 	if err != nil {
 		return SmokeResult{}, fmt.Errorf("detect smoke: %w", err)

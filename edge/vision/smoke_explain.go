@@ -31,6 +31,7 @@ var (
 // blue with the rule's name, vehicles in green, and the verdict on top.
 func ExplainSmokeImage(data []byte, res SmokeResult) ([]byte, error) {
 	img, err := decodeFrame(data)
+	//lint:ignore SA5001 the function returns a Mat to close even with its error (gocv), so the deferred Close comes first
 	defer img.Close()
 	if err != nil {
 		return nil, fmt.Errorf("explain smoke: %w", err)
