@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"unsafe"
 
 	bolt "go.etcd.io/bbolt"
@@ -26,6 +27,10 @@ var ErrCorrupt = errors.New("database file is corrupt")
 // the two adapters may not import each other, and the root package is
 // standard library only, so each keeps its own short copy.
 func openChecked(path string, opts *bolt.Options) (db *bolt.DB, err error) {
+	// A page id past the end of the file faults inside the mmap; with this
+	// the fault is a panic that the recover below turns into an error,
+	// instead of killing the process.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			if db != nil {

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -89,6 +90,10 @@ func Fsck(ctx context.Context, dir string) (*FsckReport, error) {
 // openReadOnly opens spool.db without writing to it, turning a panic on
 // garbage pages into a corruptError.
 func (s *Spool) openReadOnly(p string) (db *bolt.DB, err error) {
+	// A page id past the end of the file faults inside the mmap; with this
+	// the fault is a panic that the recover below turns into an error,
+	// instead of killing the process.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			db, err = nil, &corruptError{fmt.Errorf("panic in open: %v", r)}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -314,6 +315,10 @@ func isCorrupt(err error) bool {
 // tryOpen opens the bbolt file, turning a panic on garbage pages into a
 // corruptError.
 func (s *Spool) tryOpen(p string) (db *bolt.DB, err error) {
+	// A page id past the end of the file faults inside the mmap; with this
+	// the fault is a panic that the recover below turns into an error,
+	// instead of killing the process.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			db, err = nil, &corruptError{fmt.Errorf("panic in open: %v", r)}
@@ -333,6 +338,7 @@ func (s *Spool) tryOpen(p string) (db *bolt.DB, err error) {
 // runs only on pages the walk has read. Values that fail their checksum do
 // not make the database corrupt: heal replaces them from the files.
 func verifyDB(db *bolt.DB) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true)) // as in tryOpen
 	defer func() {
 		if r := recover(); r != nil {
 			err = &corruptError{fmt.Errorf("panic reading pages: %v", r)}
