@@ -37,9 +37,10 @@ type Options struct {
 }
 
 // DefaultMaxCandidates is how many of a frame's candidates are read, best
-// first, when Options.MaxCandidates is 0. On the real tollbooth and ccpd
-// frames the plate is among the first few; the rest are lamps, grilles and
-// lettering, which cost a read each.
+// first, when Options.MaxCandidates is 0: a bound on the cost of a busy
+// frame, whose low-ranked candidates are mostly lamps, grilles and
+// lettering that cost a read each. (Locate returns at most 10 by default;
+// the bound matters for LocateRows.)
 const DefaultMaxCandidates = 12
 
 // Reader finds and reads plates. It is safe for concurrent use.
