@@ -18,7 +18,7 @@ import (
 // sceneClip returns a committed scene clip and its ground truth.
 func sceneClip(tb testing.TB, name string) (string, SceneTruth) {
 	tb.Helper()
-	dir := filepath.Join(smokeRepoRoot(tb), "testdata", "scenes")
+	dir := filepath.Join(repoRoot(tb), "testdata", "scenes")
 	var truth SceneTruth
 	data, err := os.ReadFile(filepath.Join(dir, name+".json"))
 	if err != nil {

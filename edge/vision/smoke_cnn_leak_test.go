@@ -19,12 +19,12 @@ import (
 func TestSmokeCNNNoMatLeaks(t *testing.T) {
 	start := gocv.MatProfile.Count()
 	func() {
-		c, err := OpenSmokeClassifier(filepath.Join(smokeRepoRoot(t), "models", "smoke", "smoke-cnn.onnx"))
+		c, err := OpenSmokeClassifier(filepath.Join(repoRoot(t), "models", "smoke", "smoke-cnn.onnx"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		scenePath := filepath.Join(smokeRepoRoot(t), "models", "smoke", "parity", "scene.png")
+		scenePath := filepath.Join(repoRoot(t), "models", "smoke", "parity", "scene.png")
 		data, err := os.ReadFile(scenePath)
 		if err != nil {
 			t.Fatal(err)

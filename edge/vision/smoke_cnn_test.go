@@ -15,7 +15,7 @@ import (
 // smokeModelDir is models/smoke in the repository.
 func smokeModelDir(tb testing.TB) string {
 	tb.Helper()
-	return filepath.Join(smokeRepoRoot(tb), "models", "smoke")
+	return filepath.Join(repoRoot(tb), "models", "smoke")
 }
 
 func openSmokeClassifier(tb testing.TB) *SmokeClassifier {

@@ -19,29 +19,10 @@ var fitSmoke = flag.Bool("fit-smoke", false, "refit the smoke model on ../shared
 // the positive sources; 0 leaves them out).
 var hardNegWeight = 0.0
 
-// smokeRepoRoot finds the module root above the package directory.
-func smokeRepoRoot(tb testing.TB) string {
-	tb.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
-
 // sharedData returns ../shared/data beside the repository or skips.
 func sharedData(tb testing.TB) string {
 	tb.Helper()
-	p := filepath.Join(smokeRepoRoot(tb), "..", "shared", "data")
+	p := filepath.Join(repoRoot(tb), "..", "shared", "data")
 	if _, err := os.Stat(filepath.Join(p, "smoke")); err != nil {
 		tb.Skipf("real smoke stills not available at %s (see shared/data/README.md): %v", p, err)
 	}
