@@ -90,15 +90,19 @@ func (s *Store) PutEvidence(ctx context.Context, ev *central.StoredEvidence, c *
 			}
 		}
 		stored = *ev
-		if m, err := plume.DecodeManifest(ev.Manifest); err == nil {
-			if ve := central.NewVehicleEntry(&m.Pass); ve != nil {
-				ve.CaseID = ev.CaseID
-				if c != nil {
-					ve.Plate = c.Plate
-				}
-				if err := putVehicles(ctx, tx, []*central.VehicleEntry{ve}); err != nil {
-					return err
-				}
+		// Ingest verified this manifest, so one that does not decode here is
+		// a fault to report, never a vehicle-file entry skipped in silence.
+		m, err := plume.DecodeManifest(ev.Manifest)
+		if err != nil {
+			return fmt.Errorf("evidence %s: decode manifest: %w", ev.ID, err)
+		}
+		if ve := central.NewVehicleEntry(&m.Pass); ve != nil {
+			ve.CaseID = ev.CaseID
+			if c != nil {
+				ve.Plate = c.Plate
+			}
+			if err := putVehicles(ctx, tx, []*central.VehicleEntry{ve}); err != nil {
+				return err
 			}
 		}
 		if err := days.flush(ctx, tx); err != nil {

@@ -27,6 +27,7 @@ func Run(t *testing.T, newStore func(tb testing.TB) central.Store) {
 	t.Run("Stations", func(t *testing.T) { testStations(t, newStore(t)) })
 	t.Run("EvidenceIdempotent", func(t *testing.T) { testEvidenceIdempotent(t, newStore(t)) })
 	t.Run("EvidenceConcurrent", func(t *testing.T) { testEvidenceConcurrent(t, newStore(t)) })
+	t.Run("EvidenceBadManifest", func(t *testing.T) { testEvidenceBadManifest(t, newStore(t)) })
 	t.Run("CaseCreated", func(t *testing.T) { testCaseCreated(t, newStore(t)) })
 	t.Run("Custody", func(t *testing.T) { testCustody(t, newStore(t)) })
 	t.Run("Records", func(t *testing.T) { testRecords(t, newStore(t)) })
@@ -95,6 +96,20 @@ func testStations(t *testing.T, s central.Store) {
 	st, err := s.Stats(ctx)
 	if err != nil || st.Stations != 2 {
 		t.Fatalf("stats: %+v, %v", st, err)
+	}
+}
+
+// testEvidenceBadManifest: a manifest that does not decode is refused with
+// an error and nothing is stored (it used to be stored without its
+// vehicle-file entry, silently).
+func testEvidenceBadManifest(t *testing.T, s central.Store) {
+	mustStation(t, s, "GD-SZ-0001")
+	ev := &central.StoredEvidence{ID: "GD-SZ-0001-20261128T093000000Z-L1", Station: "GD-SZ-0001", Manifest: []byte("{not json"), ReceivedAt: fixture.Epoch}
+	if _, _, err := s.PutEvidence(ctx, ev, nil, nil); err == nil {
+		t.Fatal("a manifest that does not decode was stored")
+	}
+	if _, err := s.Evidence(ctx, "GD-SZ-0001", ev.ID); !errors.Is(err, central.ErrNotFound) {
+		t.Fatalf("after the refusal: %v, want not found", err)
 	}
 }
 
