@@ -13,11 +13,18 @@ import (
 	"github.com/plume-emissions/plume/central"
 )
 
-// Judge says what a heartbeat shows: up, or degraded with the reasons.
+// Judge says what a heartbeat shows: up, or degraded with the reasons,
+// or starting: an agent started less than StartGrace ago whose analyser
+// has not connected yet, and nothing else wrong.
 func (s *Service) Judge(hb *plume.Heartbeat) (central.HealthState, []string) {
 	var why []string
+	starting := false
 	if !hb.Analyser.Connected {
-		why = append(why, "分析仪链路中断 analyser link lost")
+		if up := hb.Time.Sub(hb.Started); !hb.Started.IsZero() && hb.Analyser.Records == 0 && up >= 0 && up < s.cfg.StartGrace {
+			starting = true
+		} else {
+			why = append(why, "分析仪链路中断 analyser link lost")
+		}
 	}
 	if hb.Analyser.AuditFail {
 		why = append(why, "分析仪审核不合格 the analyser's last audit failed")
@@ -54,8 +61,12 @@ func (s *Service) Judge(hb *plume.Heartbeat) (central.HealthState, []string) {
 	if hb.ConfigError != "" {
 		why = append(why, "配置被拒 configuration rejected: "+hb.ConfigError)
 	}
-	if len(why) > 0 {
+	switch {
+	case len(why) > 0:
 		return central.HealthDegraded, why
+	case starting:
+		return central.HealthStarting, []string{fmt.Sprintf("启动中，等待分析仪连接 started %s ago, waiting for the analyser to connect",
+			hb.Time.Sub(hb.Started).Round(time.Second))}
 	}
 	return central.HealthUp, nil
 }
@@ -107,7 +118,7 @@ func (s *Service) Heartbeat(ctx context.Context, st *central.Station, hb *plume.
 	}
 	// The alert is stored before the new state, so whoever sees the state
 	// also finds the alert that announced it.
-	if prevState != state || (state == central.HealthDegraded && !slices.Equal(prevWhy, why)) {
+	if state != central.HealthStarting && (prevState != state || (state == central.HealthDegraded && !slices.Equal(prevWhy, why))) {
 		s.healthAlert(ctx, st.ID, prevState, state, why, h.ReceivedAt, hb)
 	}
 	if err := s.cfg.Ops.PutHealth(ctx, h); err != nil {
