@@ -2,6 +2,7 @@ package ops_test
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/plume-emissions/plume"
 	"github.com/plume-emissions/plume/central"
 	"github.com/plume-emissions/plume/central/ops"
+	"github.com/plume-emissions/plume/central/store"
 )
 
 // coldHeartbeat is a heartbeat of an agent started `up` before its time
@@ -83,4 +85,74 @@ func TestStartGrace(t *testing.T) {
 func judge(svc *ops.Service, hb *plume.Heartbeat) (central.HealthState, []string, string) {
 	s, why := svc.Judge(hb)
 	return s, why, strings.Join(why, ";")
+}
+
+// TestHealthAlertSpan: a health alert's span (first raised … last seen)
+// follows its condition while it persists, including while the station is
+// down, and the alert is resolved when the condition clears.
+func TestHealthAlertSpan(t *testing.T) {
+	ctx := context.Background()
+	now := t0
+	st, err := store.Open(filepath.Join(t.TempDir(), store.FileName), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	svc, err := ops.New(ops.Config{Store: st, Ops: st, Now: func() time.Time { return now }, Tick: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	station(t, st, "GD-SZ-0001", 22.5, 114.0)
+	stn := &central.Station{ID: "GD-SZ-0001"}
+	seq := uint64(0)
+	beat := func(frozen bool) {
+		t.Helper()
+		seq++
+		hb := &plume.Heartbeat{Station: "GD-SZ-0001", Seq: seq, Time: now, Software: "test",
+			Analyser: plume.AnalyserHealth{Connected: true, Records: seq},
+			Cameras:  []plume.CameraHealth{{Name: "rear", Connected: true, FPS: 25, Frozen: frozen}}}
+		if _, err := svc.Heartbeat(ctx, stn, hb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	span := func(want int, i int, from, to time.Time, state central.AlertState) *central.Alert {
+		t.Helper()
+		as := healthAlerts(t, svc)
+		if len(as) != want {
+			t.Fatalf("%d health alerts, want %d", len(as), want)
+		}
+		a := as[len(as)-1-i] // oldest first
+		if !a.From.Equal(from) || !a.To.Equal(to) || a.State != state {
+			t.Fatalf("alert %s: %s – %s %s, want %s – %s %s", a.Title, a.From, a.To, a.State, from, to, state)
+		}
+		return a
+	}
+
+	beat(true) // degraded from the first heartbeat
+	span(1, 0, t0, t0, central.AlertOpen)
+	now = t0.Add(time.Minute)
+	beat(true)
+	now = t0.Add(2 * time.Minute)
+	beat(true)
+	span(1, 0, t0, t0.Add(2*time.Minute), central.AlertOpen)
+
+	now = t0.Add(3 * time.Minute)
+	beat(false) // the camera recovers
+	a := span(2, 0, t0, t0.Add(2*time.Minute), central.AlertResolved)
+	if len(a.History) != 1 || a.History[0].State != central.AlertResolved || !a.History[0].Time.Equal(now) {
+		t.Fatalf("resolved alert's history: %+v", a.History)
+	}
+	span(2, 1, now, now, central.AlertResolved) // the "up" notice
+
+	// Heartbeats stop: down, and the down alert's span grows with each
+	// check until a heartbeat comes.
+	now = t0.Add(10 * time.Minute)
+	svc.Tick(ctx)
+	span(3, 2, now, now, central.AlertOpen)
+	now = t0.Add(15 * time.Minute)
+	svc.Tick(ctx)
+	span(3, 2, t0.Add(10*time.Minute), now, central.AlertOpen)
+	now = t0.Add(16 * time.Minute)
+	beat(false)
+	span(4, 2, t0.Add(10*time.Minute), t0.Add(15*time.Minute), central.AlertResolved)
 }
