@@ -148,6 +148,9 @@ type DesiredConfig struct {
 	Body    []byte          `json:"body"`    // YAML
 	SetBy   string          `json:"set_by"`
 	SetAt   time.Time       `json:"set_at"`
+	// Previous is the body of the version this one replaced (empty for
+	// the first), so that the change can be shown as a diff.
+	Previous []byte `json:"previous,omitempty"`
 }
 
 // CaseFlag marks evidence that a court could question: a clock outside
