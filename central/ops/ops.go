@@ -1,5 +1,5 @@
 // Package ops is central's side of station operations: it judges station
-// heartbeats (up, degraded, down) and keeps their history, runs the
+// heartbeats (starting, up, degraded, down) and keeps their history, runs the
 // data-integrity rules (central/integrity) over each station's records as
 // they arrive, looks for cloned plates (套牌) across stations, holds each
 // station's desired configuration, decides which evidence is enforceable
