@@ -28,6 +28,10 @@ type Heartbeat struct {
 	// station configuration it runs.
 	Software   string `json:"software"`
 	ConfigHash string `json:"config_hash"`
+	// Started is when the agent started (the station's clock): central
+	// gives a station that has just started time for its analyser to
+	// connect before judging the link lost.
+	Started time.Time `json:"started,omitzero"`
 	// ConfigError is why the last remotely delivered configuration was
 	// rejected ("" when none was, or the last one was applied).
 	ConfigError string `json:"config_error,omitempty"`

@@ -18,6 +18,9 @@ const (
 	HealthUp       HealthState = "up"       // heartbeats arrive and report nothing wrong
 	HealthDegraded HealthState = "degraded" // heartbeats arrive and report a fault
 	HealthDown     HealthState = "down"     // heartbeats stopped
+	// HealthStarting: the station has just started and its analyser has
+	// not connected yet; shown, never alerted on.
+	HealthStarting HealthState = "starting"
 )
 
 // Label returns the state's bilingual label.
@@ -29,6 +32,8 @@ func (s HealthState) Label() string {
 		return "降级 degraded"
 	case HealthDown:
 		return "离线 down"
+	case HealthStarting:
+		return "启动中 starting"
 	}
 	return "未知 unknown"
 }
@@ -143,6 +148,9 @@ type DesiredConfig struct {
 	Body    []byte          `json:"body"`    // YAML
 	SetBy   string          `json:"set_by"`
 	SetAt   time.Time       `json:"set_at"`
+	// Previous is the body of the version this one replaced (empty for
+	// the first), so that the change can be shown as a diff.
+	Previous []byte `json:"previous,omitempty"`
 }
 
 // CaseFlag marks evidence that a court could question: a clock outside

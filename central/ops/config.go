@@ -37,6 +37,11 @@ func (s *Service) SetDesiredConfig(ctx context.Context, actor string, station pl
 	}
 	now := s.cfg.Now().UTC()
 	dc := &central.DesiredConfig{Station: station, Body: body, SetBy: actor, SetAt: now}
+	if old, err := s.cfg.Ops.DesiredConfig(ctx, station); err == nil {
+		dc.Previous = old.Body
+	} else if !errors.Is(err, central.ErrNotFound) {
+		return nil, err
+	}
 	if err := s.cfg.Ops.PutDesiredConfig(ctx, dc); err != nil {
 		return nil, err
 	}

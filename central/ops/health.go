@@ -13,11 +13,18 @@ import (
 	"github.com/plume-emissions/plume/central"
 )
 
-// Judge says what a heartbeat shows: up, or degraded with the reasons.
+// Judge says what a heartbeat shows: up, or degraded with the reasons,
+// or starting: an agent started less than StartGrace ago whose analyser
+// has not connected yet, and nothing else wrong.
 func (s *Service) Judge(hb *plume.Heartbeat) (central.HealthState, []string) {
 	var why []string
+	starting := false
 	if !hb.Analyser.Connected {
-		why = append(why, "分析仪链路中断 analyser link lost")
+		if up := hb.Time.Sub(hb.Started); !hb.Started.IsZero() && hb.Analyser.Records == 0 && up >= 0 && up < s.cfg.StartGrace {
+			starting = true
+		} else {
+			why = append(why, "分析仪链路中断 analyser link lost")
+		}
 	}
 	if hb.Analyser.AuditFail {
 		why = append(why, "分析仪审核不合格 the analyser's last audit failed")
@@ -54,8 +61,12 @@ func (s *Service) Judge(hb *plume.Heartbeat) (central.HealthState, []string) {
 	if hb.ConfigError != "" {
 		why = append(why, "配置被拒 configuration rejected: "+hb.ConfigError)
 	}
-	if len(why) > 0 {
+	switch {
+	case len(why) > 0:
 		return central.HealthDegraded, why
+	case starting:
+		return central.HealthStarting, []string{fmt.Sprintf("启动中，等待分析仪连接 started %s ago, waiting for the analyser to connect",
+			hb.Time.Sub(hb.Started).Round(time.Second))}
 	}
 	return central.HealthUp, nil
 }
@@ -107,8 +118,19 @@ func (s *Service) Heartbeat(ctx context.Context, st *central.Station, hb *plume.
 	}
 	// The alert is stored before the new state, so whoever sees the state
 	// also finds the alert that announced it.
-	if prevState != state || (state == central.HealthDegraded && !slices.Equal(prevWhy, why)) {
-		s.healthAlert(ctx, st.ID, prevState, state, why, h.ReceivedAt, hb)
+	// A condition that persists extends its alert's span (first raised …
+	// last seen); a change closes the alert of the condition that ended
+	// and raises one for the new state.
+	switch {
+	case prevState == state && (state != central.HealthDegraded || slices.Equal(prevWhy, why)):
+		if state != central.HealthUp && state != central.HealthStarting {
+			s.seenHealthAlert(ctx, st.ID, h.ReceivedAt)
+		}
+	default:
+		s.endHealthAlert(ctx, st.ID, state, h.ReceivedAt)
+		if state != central.HealthStarting {
+			s.healthAlert(ctx, st.ID, prevState, state, why, h.ReceivedAt, hb)
+		}
 	}
 	if err := s.cfg.Ops.PutHealth(ctx, h); err != nil {
 		return nil, err
@@ -179,6 +201,58 @@ func (s *Service) healthAlert(ctx context.Context, station plume.StationID, from
 	s.raise(ctx, a)
 }
 
+// openHealthAlert returns the station's newest health alert when its
+// condition has not been closed, else nil.
+func (s *Service) openHealthAlert(ctx context.Context, station plume.StationID) *central.Alert {
+	as, err := s.cfg.Ops.Alerts(ctx, central.AlertFilter{Station: station, Source: central.AlertHealth, Limit: 1})
+	if err != nil {
+		s.logger.Error("health alerts", "station", station, "err", err)
+		return nil
+	}
+	if len(as) == 0 || as[0].State == central.AlertResolved {
+		return nil
+	}
+	return as[0]
+}
+
+// seenHealthAlert moves the end of the station's open health alert to at:
+// its condition was seen again.
+func (s *Service) seenHealthAlert(ctx context.Context, station plume.StationID, at time.Time) {
+	a := s.openHealthAlert(ctx, station)
+	if a == nil || !at.After(a.To) {
+		return
+	}
+	if _, err := s.cfg.Ops.UpdateAlert(ctx, a.ID, func(a *central.Alert) error {
+		if at.After(a.To) {
+			a.To = at
+		}
+		return nil
+	}); err != nil {
+		s.logger.Error("extend health alert", "alert", a.ID, "err", err)
+	}
+}
+
+// endHealthAlert resolves the station's open health alert: its condition
+// ended at at, the station now being in state now. An alert escalated to
+// an investigation keeps its state; the investigation closes it.
+func (s *Service) endHealthAlert(ctx context.Context, station plume.StationID, now central.HealthState, at time.Time) {
+	a := s.openHealthAlert(ctx, station)
+	if a == nil || a.State == central.AlertEscalated {
+		return
+	}
+	if _, err := s.cfg.Ops.UpdateAlert(ctx, a.ID, func(a *central.Alert) error {
+		if a.State == central.AlertResolved || a.State == central.AlertEscalated {
+			return nil
+		}
+		a.State, a.UpdatedAt = central.AlertResolved, s.cfg.Now().UTC()
+		a.History = append(a.History, central.AlertEvent{Time: at, Actor: "central", State: central.AlertResolved,
+			Comment: "状况结束 condition ended; station now " + now.Label()})
+		return nil
+	}); err != nil {
+		s.logger.Error("resolve health alert", "alert", a.ID, "err", err)
+	}
+}
+
 // checkDown marks stations whose heartbeats stopped as down.
 func (s *Service) checkDown(ctx context.Context, now time.Time) error {
 	all, err := s.cfg.Ops.Health(ctx)
@@ -186,13 +260,18 @@ func (s *Service) checkDown(ctx context.Context, now time.Time) error {
 		return err
 	}
 	for _, h := range all {
-		if h.State == central.HealthDown || now.Sub(h.ReceivedAt) <= s.cfg.DownAfter {
+		if h.State == central.HealthDown {
+			s.seenHealthAlert(ctx, h.Station, now.UTC())
+			continue
+		}
+		if now.Sub(h.ReceivedAt) <= s.cfg.DownAfter {
 			continue
 		}
 		why := []string{fmt.Sprintf("离线 no heartbeat for %s (last at %s)", now.Sub(h.ReceivedAt).Round(time.Second), h.ReceivedAt.UTC().Format(time.RFC3339))}
 		if err := s.cfg.Ops.SetHealthState(ctx, h.Station, central.HealthDown, why); err != nil {
 			return err
 		}
+		s.endHealthAlert(ctx, h.Station, central.HealthDown, now.UTC())
 		s.healthAlert(ctx, h.Station, h.State, central.HealthDown, why, now.UTC(), nil)
 	}
 	return nil

@@ -1,5 +1,5 @@
 // Package ops is central's side of station operations: it judges station
-// heartbeats (up, degraded, down) and keeps their history, runs the
+// heartbeats (starting, up, degraded, down) and keeps their history, runs the
 // data-integrity rules (central/integrity) over each station's records as
 // they arrive, looks for cloned plates (套牌) across stations, holds each
 // station's desired configuration, decides which evidence is enforceable
@@ -57,6 +57,10 @@ type Config struct {
 	// (default three intervals).
 	HeartbeatInterval time.Duration
 	DownAfter         time.Duration
+	// StartGrace is how long after its agent started a station whose
+	// analyser has not connected yet is "starting" rather than degraded
+	// (default 2 min).
+	StartGrace time.Duration
 	// Tick is how often streams advance and heartbeats are checked
 	// (default 10 s).
 	Tick time.Duration
@@ -109,6 +113,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.DownAfter <= 0 {
 		cfg.DownAfter = 3 * cfg.HeartbeatInterval
+	}
+	if cfg.StartGrace <= 0 {
+		cfg.StartGrace = 2 * time.Minute
 	}
 	if cfg.Tick <= 0 {
 		cfg.Tick = 10 * time.Second

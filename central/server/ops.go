@@ -20,6 +20,9 @@ type OpsConfig struct {
 	DownAfter         time.Duration
 	// Tick is how often integrity streams advance (default 10 s).
 	Tick time.Duration
+	// StartGrace is how long a just-started station's analyser may take
+	// to connect before the station is degraded (default 2 min).
+	StartGrace time.Duration
 	// Webhook, when set, receives every new alert as JSON.
 	Webhook string
 	// SMTPRelay (host:port), MailFrom and MailTo send every new alert by
@@ -54,7 +57,7 @@ func (s *Server) openOps(ctx context.Context, profiles *profile.Set, publicURL s
 	}
 	svc, err := ops.New(ops.Config{
 		Store: s.store, Ops: os, Profiles: profiles, Notifier: n, Logger: s.cfg.Logger, Now: s.cfg.Now,
-		HeartbeatInterval: oc.HeartbeatInterval, DownAfter: oc.DownAfter, Tick: oc.Tick, MaxSpeedKmh: oc.MaxSpeedKmh,
+		HeartbeatInterval: oc.HeartbeatInterval, DownAfter: oc.DownAfter, Tick: oc.Tick, StartGrace: oc.StartGrace, MaxSpeedKmh: oc.MaxSpeedKmh,
 	})
 	if err != nil {
 		return err

@@ -113,6 +113,47 @@ func plotStations(vs []ops.StationView) stationMap {
 }
 
 func (h *Handler) stationPage(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	h.station(w, r, p, nil)
+}
+
+// configDiff is the station page's view of a configuration change.
+type configDiff struct {
+	Caption        string
+	Lines          []diffLine
+	Added, Removed int
+}
+
+func newConfigDiff(caption string, old, new []byte) *configDiff {
+	d := &configDiff{Caption: caption, Lines: lineDiff(string(old), string(new))}
+	d.Added, d.Removed = diffChanged(d.Lines)
+	return d
+}
+
+// stationDiff is the change the station page shows an administrator: a
+// proposed configuration against the one set, or else the one set against
+// the version it replaced (which the station runs until it applies the
+// new one).
+func stationDiff(dc *central.DesiredConfig, latest *central.StationHealth, proposed *string) *configDiff {
+	switch {
+	case proposed != nil && dc != nil:
+		return newConfigDiff(fmt.Sprintf("预览：拟下发配置对比当前下发的第 %d 版 preview: proposed against version %d", dc.Version, dc.Version), dc.Body, []byte(*proposed))
+	case proposed != nil:
+		return newConfigDiff("预览：首个下发配置，每行均为新增 preview: the first configuration set, every line new", nil, []byte(*proposed))
+	case dc == nil:
+		return nil
+	case dc.Version == 1 || len(dc.Previous) == 0:
+		return newConfigDiff("第 1 版：首个下发配置，每行均为新增 version 1: the first configuration set, every line new", nil, dc.Body)
+	}
+	caption := fmt.Sprintf("第 %d 版对比第 %d 版 version %d against version %d", dc.Version, dc.Version-1, dc.Version, dc.Version-1)
+	if latest != nil && latest.Heartbeat.ConfigHash == plume.ContentSHA256(dc.Previous) {
+		caption += fmt.Sprintf("（站点仍运行第 %d 版 the station still runs version %d）", dc.Version-1, dc.Version-1)
+	}
+	return newConfigDiff(caption, dc.Previous, dc.Body)
+}
+
+// station renders a station's page; proposed is a configuration an
+// administrator previews against the one set (nil: none).
+func (h *Handler) station(w http.ResponseWriter, r *http.Request, p *auth.Principal, proposed *string) {
 	id := plume.StationID(r.PathValue("id"))
 	if err := id.Validate(); err != nil {
 		h.fail(w, r, p, plume.Errorf(plume.ENOTFOUND, "no station %q", id))
@@ -137,6 +178,12 @@ func (h *Handler) stationPage(w http.ResponseWriter, r *http.Request, p *auth.Pr
 		h.fail(w, r, p, err)
 		return
 	}
+	edit := ""
+	if proposed != nil {
+		edit = *proposed
+	} else if dc != nil {
+		edit = string(dc.Body)
+	}
 	h.render(w, http.StatusOK, "station", struct {
 		view
 		Station *central.Station
@@ -144,12 +191,18 @@ func (h *Handler) stationPage(w http.ResponseWriter, r *http.Request, p *auth.Pr
 		History []*central.StationHealth
 		Alerts  []*central.Alert
 		Desired *central.DesiredConfig
-	}{h.base(p, string(id), "stations", r), st, latest, hist, alerts, dc})
+		Diff    *configDiff
+		Edit    string
+	}{h.base(p, string(id), "stations", r), st, latest, hist, alerts, dc, stationDiff(dc, latest, proposed), edit})
 }
 
 func (h *Handler) setConfig(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	id := plume.StationID(r.PathValue("id"))
 	body := strings.ReplaceAll(r.PostFormValue("config"), "\r\n", "\n")
+	if r.PostFormValue("action") == "preview" {
+		h.station(w, r, p, &body)
+		return
+	}
 	dc, err := h.cfg.Ops.SetDesiredConfig(r.Context(), p.Officer.Username, id, []byte(body))
 	if err != nil {
 		h.fail(w, r, p, err)

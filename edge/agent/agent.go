@@ -132,6 +132,7 @@ func Open(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 
 	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent", "station", st.Station.Station)}
+	a.health.started = cfg.Now()
 	a.spool, err = spool.Open(ctx, filepath.Join(st.DataDir, "spool"), spool.Options{
 		Logger: cfg.Logger.With("component", "spool"), Now: cfg.Now,
 		MaxBytes: st.Spool.MaxBytes, MinFreeBytes: st.Spool.MinFreeBytes, RecordsMaxBytes: st.Spool.RecordsMaxBytes,

@@ -41,6 +41,7 @@ type HealthOptions struct {
 
 // health is the agent's heartbeat state.
 type health struct {
+	started    time.Time // set by Open, before the heartbeats start
 	seq        atomic.Uint64
 	lastRecord atomic.Int64 // unix ns
 	records    atomic.Uint64
@@ -124,7 +125,7 @@ func (a *Agent) diskFree() (int64, bool) {
 func (a *Agent) Heartbeat() plume.Heartbeat {
 	st := a.cfg.Station
 	h := &a.health
-	hb := plume.Heartbeat{Station: st.Station.Station, Seq: h.seq.Add(1), Time: a.cfg.Now().UTC(), Software: Version, ConfigHash: a.configHash()}
+	hb := plume.Heartbeat{Station: st.Station.Station, Seq: h.seq.Add(1), Time: a.cfg.Now().UTC(), Started: h.started.UTC(), Software: Version, ConfigHash: a.configHash()}
 	h.mu.Lock()
 	hb.ConfigError, hb.ConfigRejected = h.configError, h.rejected
 	if h.ntp != nil {

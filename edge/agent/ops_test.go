@@ -26,10 +26,14 @@ type opsRig struct {
 	cfg     agent.Config // the agent's configuration, to restart it
 }
 
+// opsStartGrace is how long the rig's central calls a station whose
+// analyser has not connected "starting" rather than degraded.
+const opsStartGrace = 1500 * time.Millisecond
+
 func startOpsRig(t *testing.T, now func() time.Time, h agent.HealthOptions, tune func(*config.Loaded)) *opsRig {
 	t.Helper()
 	c := agenttest.StartCentralWith(t, t.TempDir(), "127.0.0.1:0", func(cfg *server.Config) {
-		cfg.Ops = server.OpsConfig{HeartbeatInterval: 200 * time.Millisecond, DownAfter: 2 * time.Second, Tick: 100 * time.Millisecond}
+		cfg.Ops = server.OpsConfig{HeartbeatInterval: 200 * time.Millisecond, DownAfter: 2 * time.Second, Tick: 100 * time.Millisecond, StartGrace: opsStartGrace}
 	})
 	dataDir := t.TempDir()
 	enr := agenttest.Enroll(t, c, dataDir)
@@ -155,6 +159,12 @@ func TestStationFaults(t *testing.T) {
 	}
 	t.Run("AnalyserLinkLost", func(t *testing.T) {
 		r := startOpsRig(t, nil, agent.HealthOptions{}, nil)
+		// A cold start is "starting" while the analyser has time to
+		// connect, and raises no alert; past the grace it is degraded.
+		waitState(t, r, central.HealthStarting, "waiting for the analyser")
+		if n := len(alerts(t, r, central.AlertFilter{Source: central.AlertHealth})); n != 0 {
+			t.Errorf("%d health alerts while starting, want none", n)
+		}
 		waitState(t, r, central.HealthDegraded, "analyser link lost")
 		stop := playFor(t, r, sim.GeneratorConfig{Seed: 1}, nil)
 		waitState(t, r, central.HealthUp, "")
