@@ -18,8 +18,9 @@ type Enrollment struct {
 	Name       string    `json:"name,omitempty"`
 	CentralURL string    `json:"central_url"`
 	// StationKey is the standard base64 of the station's Ed25519 private key
-	// seed (32 bytes). Empty when the edge generated its own key and only
-	// the public key was enrolled.
+	// seed (32 bytes). Empty when the edge generated its own key (plume-edge
+	// keygen) and only the public key was enrolled; the edge then reads the
+	// key from the file its station file's station_key names.
 	StationKey string `json:"station_key,omitempty"`
 	// CentralKey is the standard base64 of central's Ed25519 public key.
 	CentralKey string `json:"central_key"`
