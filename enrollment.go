@@ -2,6 +2,7 @@ package plume
 
 import (
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -17,8 +18,9 @@ type Enrollment struct {
 	Name       string    `json:"name,omitempty"`
 	CentralURL string    `json:"central_url"`
 	// StationKey is the standard base64 of the station's Ed25519 private key
-	// seed (32 bytes). Empty when the edge generated its own key and only
-	// the public key was enrolled.
+	// seed (32 bytes). Empty when the edge generated its own key (plume-edge
+	// keygen) and only the public key was enrolled; the edge then reads the
+	// key from the file its station file's station_key names.
 	StationKey string `json:"station_key,omitempty"`
 	// CentralKey is the standard base64 of central's Ed25519 public key.
 	CentralKey string `json:"central_key"`
@@ -26,11 +28,29 @@ type Enrollment struct {
 
 // PrivateKey decodes the station's private key.
 func (e *Enrollment) PrivateKey() (ed25519.PrivateKey, error) {
-	seed, err := base64.StdEncoding.DecodeString(e.StationKey)
+	k, err := DecodeStationKey(e.StationKey)
+	if err != nil {
+		return nil, fmt.Errorf("enrollment: station_key: %w", err)
+	}
+	return k, nil
+}
+
+// DecodeStationKey decodes a station's private key in the one encoding
+// used for it, in enrollment files and in the key file plume-edge keygen
+// writes: the standard base64 of its Ed25519 seed.
+func DecodeStationKey(s string) (ed25519.PrivateKey, error) {
+	seed, err := base64.StdEncoding.DecodeString(s)
 	if err != nil || len(seed) != ed25519.SeedSize {
-		return nil, Errorf(EINVALID, "enrollment: station_key must be base64 of a %d-byte Ed25519 seed", ed25519.SeedSize)
+		return nil, Errorf(EINVALID, "a station key must be base64 of a %d-byte Ed25519 seed", ed25519.SeedSize)
 	}
 	return ed25519.NewKeyFromSeed(seed), nil
+}
+
+// KeyFingerprint is how people compare a public key over the phone or on
+// paper: "SHA256:" and the unpadded base64 of the key's SHA-256.
+func KeyFingerprint(pub ed25519.PublicKey) string {
+	s := sha256.Sum256(pub)
+	return "SHA256:" + base64.RawStdEncoding.EncodeToString(s[:])
 }
 
 // CentralPublicKey decodes central's public key.

@@ -4,12 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"io"
 	"strings"
 	"time"
+
+	"github.com/plume-emissions/plume"
 )
 
 // Anyone can build a package that verifies against its own central.pub:
@@ -35,11 +36,8 @@ func (k TrustedKey) Covers(t time.Time) bool {
 }
 
 // Fingerprint is how people compare a central key over the phone or on
-// paper: "SHA256:" and the unpadded base64 of the key's SHA-256.
-func Fingerprint(pub ed25519.PublicKey) string {
-	s := sha256.Sum256(pub)
-	return "SHA256:" + base64.RawStdEncoding.EncodeToString(s[:])
-}
+// paper (plume.KeyFingerprint).
+func Fingerprint(pub ed25519.PublicKey) string { return plume.KeyFingerprint(pub) }
 
 // maxKeyringSize bounds a keyring file.
 const maxKeyringSize = 1 << 20

@@ -32,8 +32,12 @@ type Station struct {
 	Longitude float64         `yaml:"longitude"`
 	// Zone is the IANA time zone the station's evidence images show their
 	// times in (default plume.DefaultZone, Asia/Shanghai).
-	Zone        string                `yaml:"zone"`
-	Enrollment  string                `yaml:"enrollment"` // relative to DataDir unless absolute
+	Zone       string `yaml:"zone"`
+	Enrollment string `yaml:"enrollment"` // relative to DataDir unless absolute
+	// StationKey is the key file plume-edge keygen wrote (relative to
+	// DataDir unless absolute). Empty when central generated the key and
+	// it is in the enrollment file.
+	StationKey  string                `yaml:"station_key"`
 	DataDir     string                `yaml:"data_dir"`
 	Analyser    Analyser              `yaml:"analyser"`
 	Profiles    map[plume.Fuel]string `yaml:"profiles"` // fuel → profile file

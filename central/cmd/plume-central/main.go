@@ -1,7 +1,7 @@
 // Command plume-central is Plume's central service.
 //
 //	plume-central serve  [-addr 127.0.0.1:8080] [-data ./central-data]
-//	plume-central enroll -data DIR -station ID [-name N] [-pubkey BASE64] [-lat DEG -lon DEG] -central-url URL -out FILE
+//	plume-central enroll -data DIR -station ID [-name N] [-public-key BASE64] [-lat DEG -lon DEG] -central-url URL -out FILE
 //	plume-central verify (-central-key BASE64 | -central-keys FILE) PACKAGE.zip
 //	plume-central key -data DIR
 //	plume-central officer -data DIR -username U -do disable|enable|revoke-all|set-password|revoke-token [-token ID]
@@ -17,8 +17,9 @@
 // store while replicas run. migrate copies an embedded central into
 // PostgreSQL and MinIO and verifies every hash.
 // enroll works on a stopped central's data directory and writes the
-// station's enrollment file (with a generated station key unless -pubkey is
-// given). verify checks an evidence package offline and prints every check.
+// station's enrollment file; with -public-key (the key plume-edge keygen
+// made on the station) the file holds no private key, without it central
+// generates one into the file and warns. verify checks an evidence package offline and prints every check.
 package main
 
 import (
@@ -60,7 +61,7 @@ func main() {
 
 const usage = `usage:
   plume-central serve  [-addr 127.0.0.1:8080] [-data ./central-data]
-  plume-central enroll -data DIR -station ID [-name N] [-pubkey BASE64] [-lat DEG -lon DEG] -central-url URL -out FILE
+  plume-central enroll -data DIR -station ID [-name N] [-public-key BASE64] [-lat DEG -lon DEG] -central-url URL -out FILE
   plume-central verify (-central-key BASE64 | -central-keys FILE) PACKAGE.zip
   plume-central key -data DIR   (central's public key and fingerprint, for the police to pin)
   plume-central officer -data DIR -username U -do disable|enable|revoke-all|set-password|revoke-token [-token ID]
@@ -227,7 +228,7 @@ func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	data := fs.String("data", "./central-data", "central's data directory (central must be stopped)")
 	station := fs.String("station", "", "station ID, e.g. GD-SZ-0001")
 	name := fs.String("name", "", "station name")
-	pubkey := fs.String("pubkey", "", "station's Ed25519 public key, base64 (default: generate a key pair)")
+	pubkey := fs.String("public-key", "", "the station's Ed25519 public key, base64, as plume-edge keygen prints it (without it central generates the key: not recommended)")
 	centralURL := fs.String("central-url", "", "the URL stations reach central at")
 	out := fs.String("out", "", "enrollment file to write")
 	lat := fs.Float64("lat", 0, "station latitude, WGS 84 degrees (for the cloned-plate speed check)")
@@ -246,7 +247,7 @@ func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *pubkey != "" {
 		b, err := base64.StdEncoding.DecodeString(*pubkey)
 		if err != nil || len(b) != ed25519.PublicKeySize {
-			return fmt.Errorf("enroll: -pubkey must be base64 of a %d-byte Ed25519 public key", ed25519.PublicKeySize)
+			return fmt.Errorf("enroll: -public-key must be base64 of a %d-byte Ed25519 public key", ed25519.PublicKeySize)
 		}
 		pub = b
 	}
@@ -272,6 +273,10 @@ func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("enroll: %w", err)
 	}
 	fmt.Fprintf(stdout, "enrolled station %s; enrollment written to %s\n", e.Station, *out)
+	if e.StationKey != "" {
+		fmt.Fprintf(stderr, "warning: central generated station %s's private key and wrote it into %s; "+
+			"the documented way is plume-edge keygen on the station and enroll -public-key\n", e.Station, *out)
+	}
 	return nil
 }
 

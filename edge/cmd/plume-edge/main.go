@@ -7,6 +7,7 @@
 //	plume-edge smoke IMAGE...                  black smoke and Ringelmann grade in stills, as JSON
 //	plume-edge eval-smoke ...                  smoke accuracy on stills and generated video
 //	plume-edge fsck DATA                       check a stopped agent's spool offline
+//	plume-edge keygen -out DIR                 generate the station's key; print its public key
 //
 // Without -config, run uses the embedded demo station file.
 package main
@@ -59,6 +60,7 @@ commands:
   smoke          detect black smoke and grade it in still images (JSON)
   eval-smoke     measure smoke detection on labelled stills and generated video
   fsck           check a stopped agent's spool (exit status 1 on problems)
+  keygen         generate the station's key (-out DIR) and print its public key for enrolment
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -95,6 +97,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSmokeEval(ctx, args[1:], stdout, stderr)
 	case "fsck":
 		return runFsck(ctx, args[1:], stdout, stderr)
+	case "keygen":
+		return runKeygen(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -164,6 +168,9 @@ func (m *Main) Run(ctx context.Context) error {
 	enr, err := plume.DecodeEnrollment(b)
 	if err != nil {
 		return fmt.Errorf("%s: %w", st.EnrollmentPath(), err)
+	}
+	if err := useStationKey(st, enr); err != nil {
+		return err
 	}
 	m.logger = slog.New(slog.NewTextHandler(m.stderr, &slog.HandlerOptions{Level: m.LogLevel}))
 	cfg := agent.Config{Station: st, Enrollment: enr, Logger: m.logger}
