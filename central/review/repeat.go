@@ -20,15 +20,15 @@ import (
 // itself, which is skipped.
 func Classify(c *central.Case, pass *plume.Pass, history []central.VehicleEntry, rule plume.Repeat, known bool) (central.CaseKind, string) {
 	if c.Plate == "" {
-		return central.KindUnlinked, "No plate was read, so this pass cannot be linked to the vehicle's earlier passes; the repeat-exceedance rule cannot be applied. 未识别号牌，无法关联历史记录。"
+		return central.KindUnlinked, "未识别号牌，无法关联历史记录，不能适用复核超标规则。No plate was read, so this pass cannot be linked to the vehicle's earlier passes; the repeat-exceedance rule cannot be applied."
 	}
 	if len(c.Pollutants) == 0 {
-		return central.KindSmoke, fmt.Sprintf("Camera black smoke, Ringelmann grade %d; no analyser exceedance.", c.SmokeGrade)
+		return central.KindSmoke, fmt.Sprintf("摄像黑烟，林格曼黑度 %d 级；分析仪未超标。Camera black smoke, Ringelmann grade %d; no analyser exceedance.", c.SmokeGrade, c.SmokeGrade)
 	}
 	t := pass.Reading.Time
-	ruleText := fmt.Sprintf("%d in a row within %s", rule.Count, windowText(rule.Window))
+	ruleText := fmt.Sprintf("%s内连续 %d 次 %d in a row within %s", windowTextCN(rule.Window), rule.Count, rule.Count, windowText(rule.Window))
 	if !known {
-		ruleText += " (default rule: profile " + c.Profile + " not held at central)"
+		ruleText += "（默认规则：中心无 " + c.Profile + " 标准 default rule: profile " + c.Profile + " not held at central）"
 	}
 	best, bestP := 0, plume.Pollutant("")
 	var bestRun []central.VehicleEntry
@@ -62,11 +62,11 @@ func Classify(c *central.Case, pass *plume.Pass, history []central.VehicleEntry,
 			}
 			prior = append(prior, s)
 		}
-		return central.KindEnforcement, fmt.Sprintf("Repeat exceedance confirmed: %s exceeded %d times in a row (rule: %s); earlier: %s. 复核超标。",
-			strings.ToUpper(string(bestP)), best, ruleText, strings.Join(prior, "; "))
+		return central.KindEnforcement, fmt.Sprintf("复核超标：%s 连续 %d 次超标（规则：%s）。Repeat exceedance confirmed: %s exceeded %d times in a row; earlier: %s.",
+			bestP.Label(), best, ruleText, strings.ToUpper(string(bestP)), best, strings.Join(prior, "; "))
 	}
-	return central.KindWarning, fmt.Sprintf("First exceedance of %s for this vehicle within the window (rule: %s): a warning. 首次超标，予以警告。",
-		pollutantList(c.Pollutants), ruleText)
+	return central.KindWarning, fmt.Sprintf("首次超标，予以警告（规则：%s）。First exceedance of %s for this vehicle within the window: a warning.",
+		ruleText, pollutantList(c.Pollutants))
 }
 
 func windowText(d interface{ Hours() float64 }) string {
@@ -75,6 +75,15 @@ func windowText(d interface{ Hours() float64 }) string {
 		return fmt.Sprintf("%.0f months", h/730)
 	}
 	return fmt.Sprintf("%.0f h", h)
+}
+
+// windowTextCN is windowText in Chinese ("6 个月", "24 小时").
+func windowTextCN(d interface{ Hours() float64 }) string {
+	h := d.Hours()
+	if h >= 24*28 {
+		return fmt.Sprintf("%.0f 个月", h/730)
+	}
+	return fmt.Sprintf("%.0f 小时", h)
 }
 
 func pollutantList(ps []plume.Pollutant) string {
