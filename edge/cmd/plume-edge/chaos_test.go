@@ -160,24 +160,7 @@ func runCorruptSpool(t *testing.T, spoil func(*testing.T, string)) {
 
 	c = agenttest.StartCentral(t, centralDir, centralAddr)
 	edge = startEdge(t, cfgPath, log)
-	agenttest.WaitFor(t, 90*time.Second, "every acknowledged pass at central", func() (bool, string) {
-		st, err := c.Stats(ctx)
-		return err == nil && st.Records >= passes && st.PendingJobs == 0, fmt.Sprintf("%+v %v", st, err)
-	})
-	edge.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-edge.done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("edge did not stop on SIGTERM")
-	}
-	if err := c.WaitIdle(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ids := make([]plume.PassID, 0, len(acked))
-	for id := range acked {
-		ids = append(ids, id)
-	}
-	cases := checkCentralOnce(t, ctx, c.URL(), ids)
+	ids, cases := drainAndCheck(t, ctx, c, edge, passes, acked)
 	t.Logf("%d acknowledged passes, all at central once; %d cases", len(ids), cases)
 }
 

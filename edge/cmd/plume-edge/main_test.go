@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/plume-emissions/plume"
+	"github.com/plume-emissions/plume/central/server"
 	"github.com/plume-emissions/plume/edge/agent/agenttest"
 	"github.com/plume-emissions/plume/edge/analyser"
 	"github.com/plume-emissions/plume/edge/sim"
@@ -84,6 +85,32 @@ uplink: {batch_size: 100, poll_interval: 200ms}
 type edgeProc struct {
 	cmd  *exec.Cmd
 	done chan struct{}
+}
+
+// drainAndCheck waits until central holds the passes and has no job
+// pending, stops the edge with SIGTERM, waits for central to go idle, and
+// checks that every acknowledged pass is at central exactly once. It
+// returns the acknowledged IDs and the number of cases.
+func drainAndCheck(t *testing.T, ctx context.Context, c *server.Server, edge *edgeProc, passes int, acked map[plume.PassID]bool) ([]plume.PassID, int) {
+	t.Helper()
+	agenttest.WaitFor(t, 90*time.Second, "every acknowledged pass at central", func() (bool, string) {
+		st, err := c.Stats(ctx)
+		return err == nil && st.Records >= passes && st.PendingJobs == 0, fmt.Sprintf("%+v %v", st, err)
+	})
+	edge.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-edge.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("edge did not stop on SIGTERM")
+	}
+	if err := c.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]plume.PassID, 0, len(acked))
+	for id := range acked {
+		ids = append(ids, id)
+	}
+	return ids, checkCentralOnce(t, ctx, c.URL(), ids)
 }
 
 func startEdge(t *testing.T, configPath string, log *os.File) *edgeProc {
@@ -164,25 +191,7 @@ func TestKill9(t *testing.T) {
 	}
 
 	// Let the last edge process deliver its backlog, then stop it cleanly.
-	agenttest.WaitFor(t, 90*time.Second, "every pass at central", func() (bool, string) {
-		st, err := c.Stats(ctx)
-		return err == nil && st.Records >= passes && st.PendingJobs == 0, fmt.Sprintf("%+v %v", st, err)
-	})
-	edge.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-edge.done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("edge did not stop on SIGTERM")
-	}
-	if err := c.WaitIdle(ctx); err != nil {
-		t.Fatal(err)
-	}
-
-	ids := make([]plume.PassID, 0, len(unique))
-	for id := range unique {
-		ids = append(ids, id)
-	}
-	cases := checkCentralOnce(t, ctx, c.URL(), ids)
+	_, cases := drainAndCheck(t, ctx, c, edge, passes, unique)
 
 	sp, err := spool.Open(ctx, filepath.Join(edgeDir, "spool"), spool.Options{})
 	if err != nil {
