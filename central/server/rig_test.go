@@ -151,7 +151,14 @@ func (r *rig) putPass(tb testing.TB, c *fixture.Client, p plume.Pass, clip []byt
 		m.Ref.ContentType = "video/mp4"
 		media = append(media, m)
 	}
-	m := &plume.Manifest{Schema: plume.ManifestSchema, ID: plume.EvidenceID(p.ID), Station: c.Station, CapturedAt: at, Software: "rig", Pass: p}
+	return putSigned(tb, c, p, at, "rig", media)
+}
+
+// putSigned signs, as station c, a manifest of pass p captured at with its
+// media, uploads it, and returns the case it opened.
+func putSigned(tb testing.TB, c *fixture.Client, p plume.Pass, at time.Time, software string, media []fixture.Media) plume.CaseID {
+	tb.Helper()
+	m := &plume.Manifest{Schema: plume.ManifestSchema, ID: plume.EvidenceID(p.ID), Station: c.Station, CapturedAt: at, Software: software, Pass: p}
 	for _, md := range media {
 		m.Media = append(m.Media, md.Ref)
 	}

@@ -68,27 +68,11 @@ func putScenes(tb testing.TB, c *fixture.Client, t time.Time, images ...[]byte) 
 // likes) with scene images, and returns the case it opened.
 func putPass(tb testing.TB, c *fixture.Client, p plume.Pass, images ...[]byte) plume.CaseID {
 	tb.Helper()
-	m := &plume.Manifest{Schema: plume.ManifestSchema, ID: plume.EvidenceID(p.ID), Station: c.Station, CapturedAt: p.ReceivedAt, Software: "attacker", Pass: p}
 	var media []fixture.Media
 	for i, b := range images {
-		md := fixture.NewMedia(fmt.Sprintf("scene-%d.png", i+1), plume.MediaScene, b, p.ReceivedAt)
-		media = append(media, md)
-		m.Media = append(m.Media, md.Ref)
+		media = append(media, fixture.NewMedia(fmt.Sprintf("scene-%d.png", i+1), plume.MediaScene, b, p.ReceivedAt))
 	}
-	body, sig, err := plume.SignManifest(c.Key, m)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	resp, err := c.PutEvidence(&fixture.Evidence{Manifest: m, Body: body, Sig: sig, Media: media})
-	if err != nil || resp.Status != http.StatusCreated {
-		tb.Fatalf("put evidence: %v %v", resp, err)
-	}
-	var out struct{ Case plume.CaseID }
-	resp.JSON(&out)
-	if out.Case == "" {
-		tb.Fatalf("no case opened: %s", resp)
-	}
-	return out.Case
+	return putSigned(tb, c, p, p.ReceivedAt, "attacker", media)
 }
 
 // Finding 1: a hostile station's media neither crashes central nor blocks
